@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config/load.js'
+import { buildApp } from './http/app.js'
+
+// The only process entry: load config, build the app, listen, close gracefully.
+
+async function main(argv: readonly string[]): Promise<number> {
+  let config
+  try {
+    config = loadConfig({ argv, env: process.env })
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`manifest-guard: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  const app = await buildApp(config)
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port })
+  } catch (err) {
+    process.stderr.write(`manifest-guard: cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}\n`)
+    await app.close()
+    return 1
+  }
+  app.log.info({ upstream: config.upstream, listen: `${config.listen.host}:${config.listen.port}`, mode: config.validation.mode }, 'manifest-guard is up')
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      app.log.info({ signal }, 'shutting down')
+      app.close().then(resolve, resolve)
+    }
+    process.once('SIGTERM', () => stop('SIGTERM'))
+    process.once('SIGINT', () => stop('SIGINT'))
+  })
+  return 0
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`manifest-guard: ${(err as Error).stack ?? String(err)}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,129 @@
+// Parsers for config values. Each takes what a source gave (a string from a flag or the
+// environment, any JSON/YAML value from a file) and returns the typed value or a phrase
+// saying what was expected.
+
+export type Parsed<T> = { value: T } | { expected: string }
+
+export interface FieldType<T> {
+  /** For the docs: what a value looks like. */
+  readonly describe: string
+  parse(raw: unknown): Parsed<T>
+}
+
+export interface HostPort {
+  readonly host: string
+  readonly port: number
+}
+
+function fromString(raw: unknown): string | undefined {
+  if (typeof raw === 'string') return raw.trim()
+  if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw)
+  return undefined
+}
+
+export const text: FieldType<string> = {
+  describe: 'string',
+  parse(raw) {
+    const s = fromString(raw)
+    return s === undefined ? { expected: 'a string' } : { value: s }
+  },
+}
+
+export const optionalPath: FieldType<string | undefined> = {
+  describe: 'file path',
+  parse(raw) {
+    const s = fromString(raw)
+    if (s === undefined) return { expected: 'a file path' }
+    return { value: s === '' ? undefined : s }
+  },
+}
+
+export function integer(min: number, max: number): FieldType<number> {
+  return {
+    describe: `integer ${min}–${max}`,
+    parse(raw) {
+      const s = fromString(raw)
+      const n = s !== undefined && /^-?\d+$/.test(s) ? Number(s) : Number.NaN
+      if (!Number.isSafeInteger(n) || n < min || n > max) return { expected: `an integer from ${min} to ${max}` }
+      return { value: n }
+    },
+  }
+}
+
+export const boolean: FieldType<boolean> = {
+  describe: 'true | false',
+  parse(raw) {
+    if (typeof raw === 'boolean') return { value: raw }
+    const s = fromString(raw)?.toLowerCase()
+    if (s === 'true' || s === '1' || s === 'yes') return { value: true }
+    if (s === 'false' || s === '0' || s === 'no') return { value: false }
+    return { expected: 'true or false' }
+  },
+}
+
+export function oneOf<const T extends string>(values: readonly T[]): FieldType<T> {
+  return {
+    describe: values.join(' | '),
+    parse(raw) {
+      const s = fromString(raw)
+      return s !== undefined && (values as readonly string[]).includes(s)
+        ? { value: s as T }
+        : { expected: `one of ${values.join(', ')}` }
+    },
+  }
+}
+
+export const hostPort: FieldType<HostPort> = {
+  describe: 'HOST:PORT',
+  parse(raw) {
+    const s = fromString(raw)
+    const m = s === undefined ? null : /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/]+)):(\d{1,5})$/.exec(s)
+    const port = m === null ? Number.NaN : Number(m[3])
+    if (m === null || port > 65535) return { expected: 'HOST:PORT, e.g. 127.0.0.1:5001 or [::1]:5001' }
+    return { value: { host: (m[1] ?? m[2]) as string, port } }
+  },
+}
+
+export const httpUrl: FieldType<string> = {
+  describe: 'http(s) URL',
+  parse(raw) {
+    const s = fromString(raw)
+    let url: URL
+    try {
+      url = new URL(s ?? '')
+    } catch {
+      return { expected: 'an http:// or https:// URL' }
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '') {
+      return { expected: 'an http:// or https:// URL without credentials' }
+    }
+    if (url.search !== '' || url.hash !== '') return { expected: 'a URL without query or fragment' }
+    return { value: url.origin + url.pathname.replace(/\/+$/, '') }
+  },
+}
+
+export const optionalHttpUrl: FieldType<string | undefined> = {
+  describe: 'http(s) URL, or empty',
+  parse(raw) {
+    if (raw === '' || raw === null) return { value: undefined }
+    return httpUrl.parse(raw)
+  },
+}
+
+/** A list: an array in a file, comma-separated from a flag or the environment. */
+export function listOf(item: FieldType<string>): FieldType<readonly string[]> {
+  return {
+    describe: `comma-separated list of ${item.describe}`,
+    parse(raw) {
+      const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined
+      if (items === undefined) return { expected: `a list of ${item.describe}` }
+      const out: string[] = []
+      for (const entry of items) {
+        const parsed = item.parse(entry)
+        if ('expected' in parsed) return { expected: `a list whose items are each ${parsed.expected}` }
+        out.push(parsed.value)
+      }
+      return { value: out }
+    },
+  }
+}

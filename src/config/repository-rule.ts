@@ -1,0 +1,45 @@
+import picomatch from 'picomatch'
+import type { FieldType } from './field-type.js'
+
+// Per-repository overrides of the validation policy, matched by glob on the repository
+// name (`team/*` is one level, `team/**` any depth). First match wins.
+
+export interface RepositoryRule {
+  readonly match: string
+  readonly mode?: 'enforce' | 'warn' | 'off'
+  readonly staleChild?: 'reject' | 'warn'
+  readonly onLookupFailure?: 'reject' | 'forward'
+}
+
+const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  mode: ['enforce', 'warn', 'off'],
+  staleChild: ['reject', 'warn'],
+  onLookupFailure: ['reject', 'forward'],
+}
+
+export const rulesType: FieldType<readonly RepositoryRule[]> = {
+  describe: 'list of {match, mode?, staleChild?, onLookupFailure?}',
+  parse(raw) {
+    if (!Array.isArray(raw)) return { expected: 'a list of rules' }
+    const rules: RepositoryRule[] = []
+    for (const [i, entry] of raw.entries()) {
+      if (typeof entry !== 'object' || entry === null) return { expected: `rule ${i} to be an object` }
+      const r = entry as Record<string, unknown>
+      if (typeof r['match'] !== 'string' || r['match'] === '') return { expected: `rule ${i} to have a "match" glob` }
+      for (const key of Object.keys(r)) {
+        if (key === 'match') continue
+        const allowed = ALLOWED[key]
+        if (allowed === undefined) return { expected: `rule ${i} to have only match, ${Object.keys(ALLOWED).join(', ')} (got "${key}")` }
+        if (!allowed.includes(r[key] as string)) return { expected: `rule ${i} ${key} to be one of ${allowed.join(', ')}` }
+      }
+      rules.push(r as unknown as RepositoryRule)
+    }
+    return { value: rules }
+  },
+}
+
+/** Compiles the rules once; returns the first rule matching a repository, if any. */
+export function ruleMatcher(rules: readonly RepositoryRule[]): (repository: string) => RepositoryRule | undefined {
+  const compiled = rules.map((rule) => ({ rule, test: picomatch(rule.match) }))
+  return (repository) => compiled.find((c) => c.test(repository))?.rule
+}

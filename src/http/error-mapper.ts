@@ -1,0 +1,40 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { type ErrorCodeName, RegistryError } from '../oci/error-code.js'
+
+// The one place errors become responses. Everything leaves as an OCI error body
+// (`{"errors":[…]}`) with application/json, which is the only form clients print.
+
+export function sendRegistryError(reply: FastifyReply, error: RegistryError): FastifyReply {
+  return reply
+    .code(error.status)
+    .headers(error.headers)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(JSON.stringify(error.body()))
+}
+
+export function installErrorMapper(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | RegistryError, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof RegistryError) return sendRegistryError(reply, err)
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed inside the proxy')
+      return sendRegistryError(reply, RegistryError.of('UNKNOWN', `manifest-guard internal error (request ${request.id})`, undefined, 500))
+    }
+    return sendRegistryError(reply, RegistryError.of(codeForClientError(status, err), err.message, undefined, status))
+  })
+  app.setNotFoundHandler((request, reply) =>
+    sendRegistryError(
+      reply,
+      RegistryError.of('UNSUPPORTED', `manifest-guard serves the registry API under /v2/, and /healthz and /readyz; not ${request.method} ${request.url.split('?')[0]}`, undefined, 404),
+    ),
+  )
+}
+
+function codeForClientError(status: number, err: FastifyError): ErrorCodeName {
+  if (status === 401) return 'UNAUTHORIZED'
+  if (status === 403) return 'DENIED'
+  if (status === 429) return 'TOOMANYREQUESTS'
+  if (status === 413) return 'SIZE_INVALID'
+  if (err.code === 'FST_ERR_BAD_URL' || /invalid characters/.test(err.message)) return 'NAME_INVALID'
+  return 'UNSUPPORTED'
+}

@@ -1,0 +1,13 @@
+import type { FastifyInstance } from 'fastify'
+import type { Services } from './services.js'
+
+/** Readiness asks the registry; a slow registry must not hang the probe. */
+const READY_TIMEOUT_MS = 3_000
+
+export function registerHealth(app: FastifyInstance, services: Services): void {
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_request, reply) => {
+    const result = await services.client.ping(AbortSignal.timeout(READY_TIMEOUT_MS))
+    return reply.code(result.ok ? 200 : 503).send({ status: result.ok ? 'ready' : 'unready', upstream: services.config.upstream, detail: result.detail })
+  })
+}

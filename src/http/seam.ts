@@ -1,0 +1,36 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { RegistryError } from '../oci/error-code.js'
+import { parseRegistryPath, type RegistryPath } from '../oci/reference.js'
+import { sendRegistryError } from './error-mapper.js'
+import type { ReplyOptions, Seam } from './passthrough.js'
+import type { Services } from './services.js'
+
+// The one interception seam. Every proxied request passes through here once: paths that
+// could make the proxy and the registry disagree are refused, manifest PUTs go to the list
+// push handler, and everything else streams straight through.
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the seam; read by the traffic observer. */
+    registryPath: RegistryPath | null
+  }
+}
+
+export type ManifestPutHandler = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  path: Extract<RegistryPath, { kind: 'manifest' }>,
+  forward: () => unknown,
+) => unknown
+
+export function createSeam(_services: Services, onManifestPut: ManifestPutHandler | undefined): Seam {
+  return function seam(request: FastifyRequest, reply: FastifyReply, dest: string, options: ReplyOptions) {
+    const query = request.url.indexOf('?')
+    const path = parseRegistryPath(query === -1 ? request.url : request.url.slice(0, query))
+    request.registryPath = path
+    if (path.kind === 'invalid') return sendRegistryError(reply, RegistryError.of('NAME_INVALID', `manifest-guard: ${path.reason}`))
+    const forward = (): unknown => reply.from(dest, options)
+    if (onManifestPut !== undefined && request.method === 'PUT' && path.kind === 'manifest') return onManifestPut(request, reply, path, forward)
+    return forward()
+  }
+}

@@ -1,0 +1,170 @@
+import { Pool, request as undiciRequest, type Dispatcher } from 'undici'
+import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
+import { type Digest, digestOf, isDigest } from '../oci/digest.js'
+import { parseManifest } from '../oci/manifest.js'
+import { MANIFEST_ACCEPT, mediaTypeOf } from '../oci/media-type.js'
+import { readBounded } from './bounded-body.js'
+
+// The proxy's own requests to the registry: manifest and blob lookups for the walk, tag
+// resolution for the diagnosis, and the readiness ping. Every body is read to a bound or
+// dumped, and HEAD keeps the connection alive (undici closes it after HEAD by default).
+
+/** Largest manifest a registry accepts (distribution's maxManifestBodySize). */
+export const MAX_MANIFEST_BYTES = 4 << 20
+
+export type LookupKind = 'manifest' | 'blob' | 'tag' | 'ping'
+
+export interface RegistryClientOptions {
+  readonly origin: string
+  readonly connections: number
+  readonly connectTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  /** Called once per upstream request, for metrics. */
+  readonly onRequest?: (kind: LookupKind, status: number | 'error') => void
+}
+
+export interface TagResolution {
+  readonly digest: Digest
+  readonly mediaType: string | undefined
+}
+
+export class RegistryClient {
+  readonly #pool: Pool
+  readonly #onRequest: RegistryClientOptions['onRequest']
+
+  constructor(options: RegistryClientOptions) {
+    this.#pool = new Pool(options.origin, {
+      connections: options.connections,
+      pipelining: 1,
+      connect: { timeout: options.connectTimeoutMs },
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
+    })
+    this.#onRequest = options.onRequest
+  }
+
+  /** GET a manifest by digest; the body must hash to that digest. */
+  async manifest(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<ManifestContent>> {
+    const res = await this.#request('manifest', 'GET', `/v2/${repository}/manifests/${digest}`, ctx, { accept: MANIFEST_ACCEPT })
+    if (!('statusCode' in res)) return res
+    if (res.statusCode !== 200) return this.#unhappy(res)
+    const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
+    if (body === undefined) return { status: 'failed', reason: `the registry sent a manifest over ${MAX_MANIFEST_BYTES} bytes` }
+    if (digestOf(body, digest.slice(0, digest.indexOf(':'))) !== digest) {
+      return { status: 'failed', reason: `the registry answered ${digest} with content of another digest` }
+    }
+    const mediaType = mediaTypeOf(header(res.headers, 'content-type')) ?? ''
+    const parsed = parseManifest(body, mediaType)
+    const value: ManifestContent =
+      'problem' in parsed
+        ? { digest, mediaType, size: body.length, manifest: undefined, problem: parsed.problem }
+        : { digest, mediaType: parsed.mediaType, size: body.length, manifest: parsed }
+    return { status: 'found', value }
+  }
+
+  /** HEAD a blob: exists, and its size. */
+  async blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>> {
+    const res = await this.#request('blob', 'HEAD', `/v2/${repository}/blobs/${digest}`, ctx, {})
+    if (!('statusCode' in res)) return res
+    await res.body.dump()
+    // A redirect to blob storage (storage.redirect) also means the registry holds the blob.
+    if (res.statusCode === 200 || res.statusCode === 307 || res.statusCode === 302) {
+      const length = Number(header(res.headers, 'content-length'))
+      return { status: 'found', value: { size: res.statusCode === 200 && Number.isSafeInteger(length) ? length : undefined } }
+    }
+    return this.#unhappy(res)
+  }
+
+  /** GET a small blob (an image config) to read it. */
+  async blobBytes(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {
+    let res = await this.#request('blob', 'GET', `/v2/${repository}/blobs/${digest}`, ctx, {})
+    if (!('statusCode' in res)) return res
+    const location = header(res.headers, 'location')
+    if ((res.statusCode === 307 || res.statusCode === 302) && location !== undefined) {
+      // Blob storage behind a redirect (S3, GCS) signs its own URL: follow once, and never
+      // send the client's credentials to another host.
+      await res.body.dump()
+      try {
+        res = await undiciRequest(location, { method: 'GET', signal: ctx.signal ?? null, headersTimeout: 30_000, bodyTimeout: 30_000 })
+      } catch (err) {
+        return { status: 'failed', reason: describeFailure(err) }
+      }
+    }
+    if (res.statusCode !== 200) return this.#unhappy(res)
+    const body = await readBounded(res.body, maxBytes)
+    if (body === undefined) return { status: 'failed', reason: `blob larger than ${maxBytes} bytes` }
+    return { status: 'found', value: body }
+  }
+
+  /** HEAD a tag: the digest it points at now. Never cached: tags move. */
+  async resolveTag(repository: string, tag: string, ctx: LookupContext): Promise<ContentLookup<TagResolution>> {
+    const res = await this.#request('tag', 'HEAD', `/v2/${repository}/manifests/${tag}`, ctx, { accept: MANIFEST_ACCEPT })
+    if (!('statusCode' in res)) return res
+    await res.body.dump()
+    if (res.statusCode !== 200) return this.#unhappy(res)
+    const digest = header(res.headers, 'docker-content-digest')
+    if (!isDigest(digest)) return { status: 'failed', reason: 'the registry did not send Docker-Content-Digest for a tag' }
+    return { status: 'found', value: { digest, mediaType: mediaTypeOf(header(res.headers, 'content-type')) } }
+  }
+
+  /** GET /v2/: the registry answers (200, or 401 when it wants credentials). */
+  async ping(signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
+    const res = await this.#request('ping', 'GET', '/v2/', { authorization: undefined, signal }, {})
+    if (!('statusCode' in res)) return { ok: false, detail: res.reason }
+    await res.body.dump()
+    return { ok: res.statusCode === 200 || res.statusCode === 401, detail: `GET /v2/ answered ${res.statusCode}` }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close()
+  }
+
+  async #request(
+    kind: LookupKind,
+    method: 'GET' | 'HEAD',
+    path: string,
+    ctx: LookupContext,
+    headers: Record<string, string>,
+  ): Promise<Dispatcher.ResponseData | { status: 'failed'; reason: string }> {
+    if (ctx.authorization !== undefined) headers['authorization'] = ctx.authorization
+    if (ctx.stats !== undefined) ctx.stats.upstreamRequests++
+    try {
+      const res = await this.#pool.request({
+        method,
+        path,
+        headers,
+        signal: ctx.signal ?? null,
+        // undici closes the socket after every HEAD unless told otherwise; distribution
+        // sends no body with HEAD, so the connection is safe to reuse.
+        reset: false,
+      })
+      this.#onRequest?.(kind, res.statusCode)
+      return res
+    } catch (err) {
+      this.#onRequest?.(kind, 'error')
+      return { status: 'failed', reason: describeFailure(err) }
+    }
+  }
+
+  async #unhappy(res: Dispatcher.ResponseData): Promise<ContentLookup<never>> {
+    await res.body.dump()
+    if (res.statusCode === 404) return { status: 'missing' }
+    if (res.statusCode === 401 || res.statusCode === 403) return { status: 'denied', httpStatus: res.statusCode }
+    return { status: 'failed', reason: `the registry answered ${res.statusCode}` }
+  }
+}
+
+function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+  const v = headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+function describeFailure(err: unknown): string {
+  const e = err as { name?: string; code?: string; message?: string }
+  if (e.name === 'AbortError' || e.code === 'UND_ERR_ABORTED') return 'the lookup was cut off by the validation time limit'
+  if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return 'the registry did not answer in time'
+  if (e.code === 'UND_ERR_CONNECT_TIMEOUT') return 'connecting to the registry timed out'
+  if (e.code === 'ECONNREFUSED') return 'the registry refused the connection'
+  return `the registry could not be reached (${e.code ?? e.message ?? 'unknown error'})`
+}

@@ -1,0 +1,96 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { loadConfig } from '../../src/config/load.js'
+import type { Config } from '../../src/config/schema.js'
+import { buildApp, type AppOptions } from '../../src/http/app.js'
+import { createLogger } from '../../src/observability/logger.js'
+import { freePort, waitFor } from './tools.js'
+
+// The proxy under test: in-process (build, listen on port 0, read its log records), or as
+// the real CLI in a child process (for memory and restart tests).
+
+export class LogSink {
+  readonly records: Record<string, unknown>[] = []
+  readonly raw: string[] = []
+  write(line: string): void {
+    this.raw.push(line)
+    try {
+      this.records.push(JSON.parse(line) as Record<string, unknown>)
+    } catch {
+      // pino writes one JSON object per line; anything else is kept in raw only.
+    }
+  }
+  find(predicate: (r: Record<string, unknown>) => boolean): Record<string, unknown>[] {
+    return this.records.filter(predicate)
+  }
+}
+
+export interface RunningProxy {
+  readonly url: string
+  readonly host: string
+  readonly app: FastifyInstance
+  readonly config: Config
+  readonly logs: LogSink
+  close(): Promise<void>
+}
+
+export async function startProxy(upstream: string, values: Record<string, unknown> = {}, options: AppOptions = {}): Promise<RunningProxy> {
+  const config = loadConfig({ values: { upstream, listen: '127.0.0.1:0', logLevel: 'info', ...values } })
+  const logs = new LogSink()
+  const app = await buildApp(config, { logger: createLogger(config.logLevel, logs), ...options })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const port = (app.server.address() as AddressInfo).port
+  const scheme = config.tls.cert === undefined ? 'http' : 'https'
+  return { url: `${scheme}://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, app, config, logs, close: () => app.close() }
+}
+
+export const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url))
+
+export interface ProxyProcess {
+  readonly url: string
+  readonly host: string
+  readonly child: ChildProcess
+  output(): string
+  /** Peak resident set size so far (VmHWM), in bytes. */
+  peakRss(): number
+  stop(): Promise<void>
+}
+
+/** Runs the built CLI (`npm run build` first; `npm test` does). */
+export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}): Promise<ProxyProcess> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [CLI, '--listen', `127.0.0.1:${port}`, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()))
+  const url = `http://127.0.0.1:${port}`
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`proxy exited with ${child.exitCode}: ${out}`)
+    const res = await fetch(`${url}/healthz`).catch(() => undefined)
+    return res?.status === 200
+  }, 15_000, 'the proxy to start')
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    child,
+    output: () => out,
+    peakRss: () => {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
+      const m = /VmHWM:\s+(\d+) kB/.exec(status)
+      return m === null ? 0 : Number(m[1]) * 1024
+    },
+    async stop() {
+      if (child.exitCode !== null) return
+      const gone = new Promise((r) => child.once('exit', r))
+      child.kill('SIGTERM')
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))])
+      if (child.exitCode === null) child.kill('SIGKILL')
+    },
+  }
+}
