@@ -1,10 +1,15 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from './config/load.js'
+import { usage } from './config/usage.js'
 import { buildApp } from './http/app.js'
 
 // The only process entry: load config, build the app, listen, close gracefully.
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(usage())
+    return 0
+  }
   let config
   try {
     config = loadConfig({ argv, env: process.env })

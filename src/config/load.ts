@@ -45,8 +45,8 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 
   const out: Record<string, unknown> = {}
   for (const f of FIELDS) {
-    const origin = pick(f, flags, env, fileValues)
-    const value = origin === undefined ? f.default : parseField(f, origin)
+    const origin = pick(f, flags, env, fileValues) ?? { label: 'default', raw: f.default }
+    const value = origin.raw === undefined ? undefined : parseField(f, origin)
     setPath(out, f.key, value)
   }
   const config = out as unknown as Config

@@ -66,7 +66,8 @@ export interface Field {
   readonly fileOnly?: boolean
 }
 
-const field = <T>(key: string, type: FieldType<T>, def: T, doc: string, fileOnly = false): Field => ({
+/** Defaults are written as a user would write them, and parsed like any other value. */
+const field = <T>(key: string, type: FieldType<T>, def: unknown, doc: string, fileOnly = false): Field => ({
   key,
   type: type as FieldType<unknown>,
   default: def,
@@ -75,7 +76,7 @@ const field = <T>(key: string, type: FieldType<T>, def: T, doc: string, fileOnly
 })
 
 export const FIELDS: readonly Field[] = [
-  field('listen', hostPort, { host: '127.0.0.1', port: 5001 }, 'Address the proxy listens on.'),
+  field('listen', hostPort, '127.0.0.1:5001', 'Address the proxy listens on.'),
   field('upstream', upstreamUrl(), 'http://127.0.0.1:5000', 'The registry behind the proxy (origin only, no path).'),
   field('tls.cert', optionalPath, undefined, 'PEM certificate file; with tls.key the proxy serves HTTPS (docker refuses plain HTTP off loopback).'),
   field('tls.key', optionalPath, undefined, 'PEM private key file for tls.cert.'),

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Config } from '../config/schema.js'
 import { createLogger, type Logger } from '../observability/logger.js'
-import { installErrorMapper } from './error-mapper.js'
+import { installErrorMapper, rawPathRefusal } from './error-mapper.js'
 import { registerHealth } from './health.js'
 import { registerPassthrough } from './passthrough.js'
 import { createSeam } from './seam.js'
@@ -39,6 +39,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     keepAliveTimeout: 65_000,
     forceCloseConnections: 'idle',
     https: tls,
+    routerOptions: {
+      onBadUrl: rawPathRefusal('the request path is not validly percent-encoded'),
+      onMaxParamLength: rawPathRefusal('the request path is too long'),
+      maxParamLength: 1024,
+    },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance
   const services = createServices(config, logger, options)
   app.decorate('guard', services)

@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { type ErrorCodeName, RegistryError } from '../oci/error-code.js'
 
 // The one place errors become responses. Everything leaves as an OCI error body
@@ -28,6 +29,19 @@ export function installErrorMapper(app: FastifyInstance): void {
       RegistryError.of('UNSUPPORTED', `manifest-guard serves the registry API under /v2/, and /healthz and /readyz; not ${request.method} ${request.url.split('?')[0]}`, undefined, 404),
     ),
   )
+}
+
+/**
+ * For the router's own refusals (undecodable paths), which run before fastify's error
+ * handling and only get the raw Node objects.
+ */
+export function rawPathRefusal(reason: string): (path: string, req: IncomingMessage, res: ServerResponse) => void {
+  const error = RegistryError.of('NAME_INVALID', `manifest-guard: ${reason}`)
+  const body = JSON.stringify(error.body())
+  return (_path, _req, res) => {
+    res.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8' })
+    res.end(body)
+  }
 }
 
 function codeForClientError(status: number, err: FastifyError): ErrorCodeName {

@@ -47,7 +47,9 @@ export async function startProxy(upstream: string, values: Record<string, unknow
   return { url: `${scheme}://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, app, config, logs, close: () => app.close() }
 }
 
-export const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url))
+// This file runs from test/helpers (tap) or dist/test/helpers (compiled scripts).
+const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/test/') ? '../../../' : '../../', import.meta.url))
+export const CLI = `${ROOT}dist/src/cli.js`
 
 export interface ProxyProcess {
   readonly url: string

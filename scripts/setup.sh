@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what manifest-guard and its tests need on Debian/Ubuntu, then builds it.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+
+need=()
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v buildah >/dev/null || need+=(buildah)
+command -v podman >/dev/null || need+=(podman)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v curl >/dev/null || need+=(curl)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v openssl >/dev/null || need+=(openssl)
+# The docker CLI's `manifest` commands are used by the tests; no daemon is needed.
+command -v docker >/dev/null || need+=(docker.io)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: manifest-guard needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run build --silent

@@ -1,0 +1,24 @@
+import { envName, flagName } from './load.js'
+import { FIELDS } from './schema.js'
+
+// `manifest-guard --help`, from the settings table so it cannot drift from what is parsed.
+
+export function usage(): string {
+  const lines = [
+    'manifest-guard: a registry proxy that stops broken multi-platform pushes',
+    '',
+    'usage: manifest-guard [--upstream URL] [--listen HOST:PORT] [--config FILE] [flags]',
+    '',
+    'Every setting comes from a flag, else its environment variable, else the config file',
+    '(YAML or JSON, --config or MANIFEST_GUARD_CONFIG), else its default.',
+    '',
+  ]
+  for (const f of FIELDS) {
+    const flag = f.fileOnly === true ? `(config file: ${f.key})` : `--${flagName(f.key)} <${f.type.describe}>`
+    lines.push(`  ${flag}`)
+    lines.push(`      ${f.doc}`)
+    const def = f.default === undefined ? 'unset' : JSON.stringify(f.default)
+    lines.push(`      default ${def}${f.fileOnly === true ? '' : `; env ${envName(f.key)}`}`)
+  }
+  return lines.join('\n') + '\n'
+}
