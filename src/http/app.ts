@@ -6,7 +6,10 @@ import { createLogger, type Logger } from '../observability/logger.js'
 import { installErrorMapper, rawPathRefusal } from './error-mapper.js'
 import { registerHealth } from './health.js'
 import { registerPassthrough } from './passthrough.js'
+import { decisionEvent, logDecision } from './decision-log.js'
+import { createListPushHandler } from './list-push.js'
 import { createSeam } from './seam.js'
+import { installTrafficObserver } from './traffic-observer.js'
 import { closeServices, createServices, type ServiceOverrides, type Services } from './services.js'
 
 // Builds the proxy; never listens, so tests build, inject and tear down.
@@ -48,9 +51,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const services = createServices(config, logger, options)
   app.decorate('guard', services)
   app.decorateRequest('registryPath', null)
+  app.decorateRequest('pushedManifest', null)
   installErrorMapper(app)
+  installTrafficObserver(app, services)
   registerHealth(app, services)
-  await registerPassthrough(app, services, createSeam(services, undefined))
+  const listPush = createListPushHandler(services, (request, record) => logDecision(request, decisionEvent(request, record)))
+  await registerPassthrough(app, services, createSeam(services, listPush))
   app.addHook('onClose', async () => closeServices(services))
   return app
 }

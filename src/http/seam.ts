@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../oci/error-code.js'
 import { parseRegistryPath, type RegistryPath } from '../oci/reference.js'
@@ -20,8 +21,11 @@ export type ManifestPutHandler = (
   request: FastifyRequest,
   reply: FastifyReply,
   path: Extract<RegistryPath, { kind: 'manifest' }>,
-  forward: () => unknown,
+  /** Sends the request upstream; `onResponse` takes over the registry's answer. */
+  forward: (onResponse?: UpstreamResponseHandler) => unknown,
 ) => unknown
+
+export type UpstreamResponseHandler = (reply: FastifyReply, res: { statusCode: number; headers: Record<string, unknown>; stream: Readable }) => void
 
 export function createSeam(_services: Services, onManifestPut: ManifestPutHandler | undefined): Seam {
   return function seam(request: FastifyRequest, reply: FastifyReply, dest: string, options: ReplyOptions) {
@@ -29,7 +33,8 @@ export function createSeam(_services: Services, onManifestPut: ManifestPutHandle
     const path = parseRegistryPath(query === -1 ? request.url : request.url.slice(0, query))
     request.registryPath = path
     if (path.kind === 'invalid') return sendRegistryError(reply, RegistryError.of('NAME_INVALID', `manifest-guard: ${path.reason}`))
-    const forward = (): unknown => reply.from(dest, options)
+    const forward = (onResponse?: UpstreamResponseHandler): unknown =>
+      reply.from(dest, onResponse === undefined ? options : { ...options, onResponse: (_req, rep, res) => onResponse(rep as FastifyReply, res as never) })
     if (onManifestPut !== undefined && request.method === 'PUT' && path.kind === 'manifest') return onManifestPut(request, reply, path, forward)
     return forward()
   }

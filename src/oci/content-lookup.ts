@@ -31,6 +31,8 @@ export interface BlobContent {
 export interface LookupStats {
   upstreamRequests: number
   cacheHits: number
+  /** Upstream answers that were not 401/403: the client's credentials do read the repository. */
+  authorizedAnswers: number
 }
 
 export interface LookupContext {
@@ -38,8 +40,10 @@ export interface LookupContext {
   readonly authorization: string | undefined
   readonly signal?: AbortSignal
   readonly stats?: LookupStats
+  /** Ask the registry even when the cache knows: after the registry contradicted the cache. */
+  readonly fresh?: boolean
 }
 
 export function newLookupStats(): LookupStats {
-  return { upstreamRequests: 0, cacheHits: 0 }
+  return { upstreamRequests: 0, cacheHits: 0, authorizedAnswers: 0 }
 }

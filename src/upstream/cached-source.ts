@@ -1,5 +1,5 @@
 import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
-import type { Digest } from '../oci/digest.js'
+import { type Digest, isDigest } from '../oci/digest.js'
 import type { ExistenceCache } from './existence-cache.js'
 import type { RegistryClient, TagResolution } from './registry-client.js'
 
@@ -17,7 +17,7 @@ export class CachedSource {
   }
 
   async manifest(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<ManifestContent>> {
-    const known = this.#cache.get(repository, digest)
+    const known = ctx.fresh === true ? undefined : this.#cache.get(repository, digest)
     const body = known?.kind === 'manifest' ? this.#cache.body(digest) : undefined
     if (body !== undefined) {
       if (ctx.stats !== undefined) ctx.stats.cacheHits++
@@ -26,18 +26,21 @@ export class CachedSource {
     const answer = await this.#client.manifest(repository, digest, ctx)
     if (answer.status === 'found') {
       this.#cache.rememberManifest(repository, digest, answer.value.mediaType, answer.value.size, answer.value.manifest)
+    } else if (answer.status === 'missing') {
+      this.#cache.forget(repository, digest)
     }
     return answer
   }
 
   async blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>> {
-    const known = this.#cache.get(repository, digest)
+    const known = ctx.fresh === true ? undefined : this.#cache.get(repository, digest)
     if (known?.kind === 'blob' && known.size !== undefined) {
       if (ctx.stats !== undefined) ctx.stats.cacheHits++
       return { status: 'found', value: { size: known.size } }
     }
     const answer = await this.#client.blob(repository, digest, ctx)
     if (answer.status === 'found') this.#cache.rememberBlob(repository, digest, answer.value.size)
+    else if (answer.status === 'missing') this.#cache.forget(repository, digest)
     return answer
   }
 
@@ -45,7 +48,10 @@ export class CachedSource {
     return this.#client.blobBytes(repository, digest, ctx, maxBytes)
   }
 
-  resolveTag(repository: string, tag: string, ctx: LookupContext): Promise<ContentLookup<TagResolution>> {
-    return this.#client.resolveTag(repository, tag, ctx)
+  async resolveTag(repository: string, reference: string, ctx: LookupContext): Promise<ContentLookup<TagResolution>> {
+    const answer = await this.#client.resolveTag(repository, reference, ctx)
+    // A HEAD by digest that finds nothing corrects the cache too.
+    if (answer.status === 'missing' && isDigest(reference)) this.#cache.forget(repository, reference)
+    return answer
   }
 }

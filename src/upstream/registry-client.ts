@@ -108,6 +108,19 @@ export class RegistryClient {
     return { status: 'found', value: { digest, mediaType: mediaTypeOf(header(res.headers, 'content-type')) } }
   }
 
+  /**
+   * Whether the client's credentials read `repository` (GET its tag list). Asked before a
+   * rejection that rests on cached facts alone, so the proxy never tells anyone about a
+   * repository the registry would not show them.
+   */
+  async canRead(repository: string, ctx: LookupContext): Promise<'yes' | 'no' | 'unknown'> {
+    const res = await this.#request('tag', 'GET', `/v2/${repository}/tags/list?n=1`, ctx, {})
+    if (!('statusCode' in res)) return 'unknown'
+    await res.body.dump()
+    if (res.statusCode === 401 || res.statusCode === 403) return 'no'
+    return res.statusCode === 200 || res.statusCode === 404 ? 'yes' : 'unknown'
+  }
+
   /** GET /v2/: the registry answers (200, or 401 when it wants credentials). */
   async ping(signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
     const res = await this.#request('ping', 'GET', '/v2/', { authorization: undefined, signal }, {})
@@ -140,6 +153,9 @@ export class RegistryClient {
         reset: false,
       })
       this.#onRequest?.(kind, res.statusCode)
+      if (ctx.stats !== undefined && res.statusCode < 500 && res.statusCode !== 401 && res.statusCode !== 403 && res.statusCode !== 429) {
+        ctx.stats.authorizedAnswers++
+      }
       return res
     } catch (err) {
       this.#onRequest?.(kind, 'error')

@@ -50,6 +50,12 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     '  delete:',
     '    enabled: true',
     // No cache.blobdescriptor: the in-memory cache hides deletions (DESIGN.md §4).
+    // Foreign / non-distributable layers name URLs; distribution refuses them unless allowed.
+    'validation:',
+    '  manifests:',
+    '    urls:',
+    '      allow:',
+    "        - '^https?://'",
     'http:',
     `  addr: 127.0.0.1:${port}`,
     '  secret: manifest-guard-tests',

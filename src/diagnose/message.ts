@@ -1,0 +1,142 @@
+import { shortDigest } from '../oci/digest.js'
+import { describeMediaType } from '../oci/media-type.js'
+import { formatPlatform, type Platform } from '../oci/platform.js'
+import type { Problem } from './problem.js'
+
+// Every sentence a user reads. Clients print only `<code>: <message>` (DESIGN.md §3), so
+// each message is one self-contained line, most important words first: which digest, which
+// platform, what it is, why, and the exact fix; the request id last, to quote.
+
+export type ClientKind = 'docker' | 'containers' | 'other'
+
+export interface MessageContext {
+  /** The host the client pushed to, as it wrote it (fix commands must work as pasted). */
+  readonly registryHost: string
+  readonly repository: string
+  /** Tag or digest of the list being pushed. */
+  readonly reference: string
+  readonly requestId: string
+  readonly client: ClientKind
+  /** Tags the list's children were pushed as, when known: used to spell out rebuild commands. */
+  readonly childTags: readonly string[]
+}
+
+/** Tells docker from the containers/image tools by the User-Agent, for fitting fix commands. */
+export function clientKind(userAgent: string | undefined): ClientKind {
+  const ua = (userAgent ?? '').toLowerCase()
+  // The docker CLI's manifest commands say `Docker-Client/28.2.2 (linux)`; the engine `docker/…`.
+  if (ua.startsWith('docker-client/') || ua.startsWith('docker/')) return 'docker'
+  if (/buildah|podman|skopeo|containers\//.test(ua)) return 'containers'
+  return 'other'
+}
+
+export function messageFor(p: Problem, ctx: MessageContext): string {
+  return `${sentence(p, ctx)} [manifest-guard request ${ctx.requestId}]`
+}
+
+function sentence(p: Problem, ctx: MessageContext): string {
+  const repo = ctx.repository
+  const what = subject(p)
+  switch (p.cause) {
+    case 'stale':
+      return (
+        `stale child ${what}: ${repo}:${p.tag} was this digest when pushed ${at(p.pushedAt)} but now points at ${shortDigest(p.now ?? '')}${by(p)}, ` +
+        `so this list was made before the rebuild. Fix: ${recreate(ctx)}`
+      )
+    case 'stale-present':
+      return (
+        `stale child ${what} is an old build: ${repo}:${p.tag} has been pushed again since, as ${shortDigest(p.now ?? '')}${p.nowAt === undefined ? '' : ` ${at(p.nowAt)}`}${by(p)}; ` +
+        `the registry would accept this list and ship the old image. Fix: ${recreate(ctx)}`
+      )
+    case 'wrong-repository':
+      return (
+        `child ${what} is not in ${repo} but in ${p.foundIn}${p.tag === undefined ? '' : ` (as ${p.foundIn}:${p.tag})`}; a list can only name manifests of its own repository. ` +
+        `Fix: ${ctx.client === 'containers' ? 'push with manifest push --all, which copies the children, or ' : ''}copy it into ${repo} first: ` +
+        `skopeo copy --all docker://${ctx.registryHost}/${p.foundIn}@${p.digest} docker://${ctx.registryHost}/${repo}@${p.digest}`
+      )
+    case 'deleted':
+      return (
+        `child ${what} was pushed to ${repo}${p.tag === undefined ? '' : ` as ${repo}:${p.tag}`} ${at(p.pushedAt)} and has been deleted since (garbage collection or retention). ` +
+        `Fix: push the ${platforms(p)} image again, then ${recreate(ctx)}`
+      )
+    case 'never-pushed':
+      return (
+        `child ${what} is not in ${repo}${others(p.checked, repo)} and manifest-guard has no record of it being pushed. ` +
+        `Most likely the platform images were never pushed here (buildah/podman manifest push without --all), or were deleted since. ` +
+        `Fix: push the platform images to ${repo} first, or push the list with --all`
+      )
+    case 'blob-missing':
+      return (
+        `${p.object} ${p.digest}${p.layerIndex === undefined ? '' : ` (layer ${p.layerIndex + 1})`} of the ${platforms(p)} child ${parents(p)} is missing from ${repo}: ` +
+        `the child manifest is there but this blob was deleted or never uploaded, so the registry would accept the list and pulls would fail. ` +
+        `Fix: push the ${platforms(p)} image to ${repo}${p.parentTag === undefined ? '' : ` (${ctx.registryHost}/${repo}:${p.parentTag})`} again, then push the list`
+      )
+    case 'size-mismatch':
+      return (
+        `wrong size for ${p.object === 'child manifest' ? 'child' : p.object} ${what}: ${p.object === 'child manifest' ? 'the list' : `its manifest ${parents(p)}`} says ${p.expected} bytes, ` +
+        `${repo} holds ${p.actual}; pulls would fail verification. Fix: regenerate the list from the registry (docker manifest create, buildah manifest add) instead of editing it`
+      )
+    case 'media-type-mismatch':
+      return (
+        `wrong media type for child ${what}: the list says ${String(p.expected)}, ${repo} holds a ${describeMediaType(String(p.actual))} (${String(p.actual)}); ` +
+        `clients would refuse it at pull time. Fix: regenerate the list from the registry (docker manifest create, buildah manifest add)`
+      )
+    case 'child-unreadable':
+      return `child ${what} in ${repo} is not a manifest manifest-guard can read (${p.reason}). Fix: push the platform image again, then the list`
+    case 'duplicate-platform':
+      return (
+        `the list names ${platforms(p)} twice: ${p.otherDigest} and ${p.digest}; clients take the first, so one build is never pulled. ` +
+        `Fix: recreate the list with one image per platform`
+      )
+    case 'too-deep':
+      return `nested indexes deeper than ${p.limit} levels (at ${p.digest}); manifest-guard checks no deeper (validation.maxDepth). Fix: flatten the index`
+    case 'too-many':
+      return `the list references more than ${p.limit} manifests and blobs, the most manifest-guard checks in one push (validation.maxDescriptors). Fix: split it, or raise the limit`
+    case 'denied':
+      return `the registry refused manifest-guard's lookup of ${p.digest} with your credentials (${p.reason})`
+    case 'lookup-failed':
+      return `manifest-guard could not verify this list: looking up ${p.digest} failed (${p.reason}). Retry shortly`
+    case 'timeout':
+      return `manifest-guard could not verify this list within ${p.limit} ms (validation.timeoutMs). Retry shortly`
+  }
+}
+
+/** `child manifest sha256:… (linux/amd64)`. */
+function subject(p: Problem): string {
+  return `${p.digest ?? ''} (${platforms(p)})`
+}
+
+function platforms(p: Problem): string {
+  const names = [...new Set((p.platforms ?? []).map((x: Platform | undefined) => formatPlatform(x)))]
+  return names.length === 0 ? 'no platform' : names.join(' and ')
+}
+
+function parents(p: Problem): string {
+  return (p.parents ?? []).map(shortDigest).join(', ')
+}
+
+function at(ms: number | undefined): string {
+  return ms === undefined ? '' : `at ${new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')}`
+}
+
+function by(p: Problem): string {
+  return p.nowBy === undefined ? '' : ` by ${p.nowBy}`
+}
+
+function others(checked: readonly string[] | undefined, repo: string): string {
+  const rest = (checked ?? []).filter((r) => r !== repo)
+  return rest.length === 0 ? '' : ` (nor in ${rest.join(', ')})`
+}
+
+/** How to remake the list from the current platform images, in the client's own commands. */
+function recreate(ctx: MessageContext): string {
+  const list = `${ctx.registryHost}/${ctx.repository}${ctx.reference.includes(':') ? `@${ctx.reference}` : `:${ctx.reference}`}`
+  const images = ctx.childTags.length > 0 ? ctx.childTags.map((t) => `${ctx.registryHost}/${ctx.repository}:${t}`).join(' ') : '<the rebuilt platform images>'
+  if (ctx.client === 'docker') {
+    return `docker manifest rm ${list}; docker manifest create ${list} ${images}; docker manifest push ${list} (or push with --purge so no stale list is kept, or use docker buildx imagetools create)`
+  }
+  if (ctx.client === 'containers') {
+    return `recreate the list from ${images} (buildah/podman manifest rm, manifest create, manifest add) and push it with manifest push --all to ${list}`
+  }
+  return `recreate the list ${list} from ${images} and push it again`
+}

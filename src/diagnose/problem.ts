@@ -1,0 +1,79 @@
+import type { Digest } from '../oci/digest.js'
+import type { Platform } from '../oci/platform.js'
+
+// A finding explained: its cause and the facts that prove it. Structured all the way to the
+// wire, where `message` holds the sentence and `detail` these facts.
+
+export type Cause =
+  /** Child missing; the ledger knew it as <name>:<tag>, and that tag now points elsewhere. */
+  | 'stale'
+  /** Child present, but its tag has since been re-pushed with another build of that platform. */
+  | 'stale-present'
+  /** Child missing here, present in another repository the client can read. */
+  | 'wrong-repository'
+  /** Child missing; the ledger saw it in this repository before. */
+  | 'deleted'
+  /** Child missing, and seen nowhere. */
+  | 'never-pushed'
+  /** Child present, one of its blobs missing. */
+  | 'blob-missing'
+  | 'size-mismatch'
+  | 'media-type-mismatch'
+  | 'child-unreadable'
+  | 'duplicate-platform'
+  | 'too-deep'
+  | 'too-many'
+  /** The client's credentials do not reach something: the registry must answer, not us. */
+  | 'denied'
+  | 'lookup-failed'
+  | 'timeout'
+
+export type ObjectKind = 'child manifest' | 'config' | 'layer'
+
+export interface Problem {
+  readonly cause: Cause
+  readonly object?: ObjectKind
+  readonly digest?: Digest
+  /** Platforms concerned (a shared layer can belong to several children). */
+  readonly platforms?: readonly (Platform | undefined)[]
+  /** For blobs: the child manifests they belong to. */
+  readonly parents?: readonly Digest[]
+  /** For blobs: the tag the (first) parent child was pushed as, when the ledger knows. */
+  readonly parentTag?: string
+  readonly layerIndex?: number
+  readonly layerCount?: number
+  /** stale / stale-present / deleted: the tag the child was pushed as. */
+  readonly tag?: string
+  readonly pushedAt?: number
+  /** stale / stale-present: where that tag points now. */
+  readonly now?: Digest
+  readonly nowAt?: number
+  readonly nowBy?: string
+  /** wrong-repository: where the child is. */
+  readonly foundIn?: string
+  /** never-pushed: repositories looked in. */
+  readonly checked?: readonly string[]
+  readonly expected?: string | number
+  readonly actual?: string | number
+  /** duplicate-platform: the other entry. */
+  readonly otherDigest?: Digest
+  readonly limit?: number
+  readonly reason?: string
+}
+
+/** Causes that make a list broken whatever the policy says. */
+export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>([
+  'stale',
+  'wrong-repository',
+  'deleted',
+  'never-pushed',
+  'blob-missing',
+  'size-mismatch',
+  'media-type-mismatch',
+  'child-unreadable',
+  'duplicate-platform',
+  'too-deep',
+  'too-many',
+])
+
+export const LOOKUP_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['lookup-failed', 'timeout'])

@@ -1,0 +1,75 @@
+import type { FastifyRequest } from 'fastify'
+import { detailOf } from '../diagnose/decision.js'
+import { formatPlatform } from '../oci/platform.js'
+import type { Verdict } from '../diagnose/decision.js'
+import { identityOf } from './identity.js'
+import type { DecisionRecord } from './list-push.js'
+
+// One structured record per list push decision: who, what, how long, and every problem.
+// Identity is a name (or a token's claimed subject), never a credential.
+
+export const EVENTS: Readonly<Record<Verdict, string>> = {
+  accepted: 'push.accepted',
+  rejected: 'push.rejected',
+  warned: 'push.warned',
+  unverified: 'push.unverified',
+  deferred: 'push.deferred',
+}
+
+export interface DecisionEvent {
+  readonly event: string
+  readonly requestId: string
+  readonly identity: ReturnType<typeof identityOf>
+  readonly clientAddress: string | undefined
+  readonly userAgent: string | undefined
+  readonly repository: string
+  readonly reference: string
+  readonly digest: string
+  readonly mediaType: string
+  readonly action: 'forwarded' | 'rejected'
+  readonly status: number | undefined
+  readonly children: number
+  readonly blobs: number
+  readonly upstreamRequests: number
+  readonly cacheHits: number
+  readonly latencyMs: number
+  readonly ledgerError?: string
+  readonly upstreamStatus?: number
+  readonly recheck?: true
+  readonly problems: readonly Record<string, unknown>[]
+}
+
+export function decisionEvent(request: FastifyRequest, r: DecisionRecord): DecisionEvent {
+  const { decision } = r
+  const ctx = { repository: r.repository, reference: r.reference, requestId: request.id }
+  return {
+    event: EVENTS[decision.verdict],
+    requestId: request.id,
+    identity: identityOf(request.headers.authorization),
+    clientAddress: request.socket.remoteAddress,
+    userAgent: request.headers['user-agent'],
+    repository: r.repository,
+    reference: r.reference,
+    digest: r.index.digest,
+    mediaType: r.index.mediaType,
+    action: decision.forward ? 'forwarded' : 'rejected',
+    status: decision.error?.status,
+    children: r.stats.children,
+    blobs: r.stats.blobs,
+    upstreamRequests: r.stats.upstreamRequests,
+    cacheHits: r.stats.cacheHits,
+    latencyMs: Math.round(r.latencyMs * 10) / 10,
+    ...(r.ledgerError === undefined ? {} : { ledgerError: r.ledgerError }),
+    ...(r.upstreamStatus === undefined ? {} : { upstreamStatus: r.upstreamStatus }),
+    ...(r.recheck === undefined ? {} : { recheck: r.recheck }),
+    problems: decision.problems.map((p) => {
+      const d = detailOf(p, { ...ctx, registryHost: '', client: 'other', childTags: [] })
+      return { ...d, platforms: (p.platforms ?? []).map((x) => formatPlatform(x)) }
+    }),
+  }
+}
+
+export function logDecision(request: FastifyRequest, event: DecisionEvent): void {
+  const level = event.event === 'push.accepted' || event.event === 'push.deferred' ? 'info' : 'warn'
+  request.log[level](event, `${event.event} ${event.repository}:${event.reference}`)
+}

@@ -1,0 +1,178 @@
+import { Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { decide, type Decision } from '../diagnose/decision.js'
+import { investigate } from '../diagnose/investigate.js'
+import { clientKind, type MessageContext } from '../diagnose/message.js'
+import { newLookupStats } from '../oci/content-lookup.js'
+import { algorithmOf, digestOf } from '../oci/digest.js'
+import { RegistryError } from '../oci/error-code.js'
+import { type IndexManifest, type Manifest, parseManifest } from '../oci/manifest.js'
+import { isGenericContentType, isIndex, mediaTypeOf } from '../oci/media-type.js'
+import { readBounded } from '../upstream/bounded-body.js'
+import { MAX_MANIFEST_BYTES } from '../upstream/registry-client.js'
+import { walkIndex } from '../validate/walk.js'
+import { clientOrigin } from './client-origin.js'
+import { sendRegistryError } from './error-mapper.js'
+import { policyResolver, type RepositoryPolicy } from './policy.js'
+import { BodyCopy, readRequestBody } from './request-body.js'
+import type { ManifestPutHandler, UpstreamResponseHandler } from './seam.js'
+import type { Services } from './services.js'
+
+// PUT /v2/<name>/manifests/<ref>. A list or index is read (4 MiB at most), its whole graph
+// checked in <name>, and then either exactly the received bytes go upstream or the client
+// gets one error per problem. Any other manifest streams through, with a copy kept for the
+// cache. The outcome of every list push is one decision record.
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The manifest a PUT carried, for the traffic observer to remember once the registry took it. */
+    pushedManifest: { readonly copy: () => Buffer | undefined; readonly parsed?: Manifest } | null
+  }
+}
+
+export interface DecisionRecord {
+  readonly decision: Decision
+  readonly index: IndexManifest
+  readonly repository: string
+  readonly reference: string
+  readonly stats: { readonly children: number; readonly blobs: number; readonly upstreamRequests: number; readonly cacheHits: number }
+  readonly latencyMs: number
+  readonly ledgerError: string | undefined
+  /** Set when the registry refused a list the proxy had passed, and the proxy checked again. */
+  readonly recheck?: true
+  /** What the registry answered to a forwarded list. */
+  readonly upstreamStatus?: number
+}
+
+export type DecisionListener = (request: FastifyRequest, record: DecisionRecord) => void
+
+/** Most of a registry's error body read to see whether it contradicts the cache. */
+const MAX_UPSTREAM_ERROR_BYTES = 64 << 10
+
+export function createListPushHandler(services: Services, onDecision: DecisionListener): ManifestPutHandler {
+  const { config } = services
+  const resolvePolicy = policyResolver(config)
+  const tls = config.tls.cert !== undefined
+
+  async function validate(request: FastifyRequest, index: IndexManifest, repository: string, reference: string, policy: RepositoryPolicy, fresh: boolean): Promise<DecisionRecord> {
+    const started = performance.now()
+    const stats = newLookupStats()
+    const ctx = { authorization: request.headers.authorization, stats, fresh }
+    const v = config.validation
+    const walk = await walkIndex({
+      repository,
+      index,
+      source: services.source,
+      limits: { maxDepth: v.maxDepth, maxDescriptors: v.maxDescriptors, concurrency: v.concurrency, timeoutMs: v.timeoutMs },
+      ctx,
+    })
+    const found = await investigate({
+      repository,
+      children: index.manifests,
+      walk,
+      ledger: services.ledger,
+      prober: services.source,
+      ctx,
+      candidatePatterns: v.candidateRepositories,
+    })
+    const messageContext: MessageContext = {
+      registryHost: clientOrigin(request, config.trustForwardedHeaders, tls).host,
+      repository,
+      reference,
+      requestId: request.id,
+      client: clientKind(request.headers['user-agent']),
+      childTags: found.childTags,
+    }
+    let decision = decide(found.problems, { ...policy, mode: policy.mode === 'warn' ? 'warn' : 'enforce' }, messageContext)
+    if (decision.verdict === 'rejected' && stats.authorizedAnswers === 0) {
+      // Everything came from the cache: make sure these credentials may read the repository
+      // before telling them anything about it.
+      if ((await services.client.canRead(repository, ctx)) !== 'yes') decision = { verdict: 'deferred', forward: true, error: undefined, problems: [] }
+    }
+    return {
+      decision,
+      index,
+      repository,
+      reference,
+      stats: { children: walk.stats.manifestsChecked, blobs: walk.stats.blobsChecked, upstreamRequests: stats.upstreamRequests, cacheHits: stats.cacheHits },
+      latencyMs: performance.now() - started,
+      ledgerError: found.ledgerError,
+      ...(fresh ? { recheck: true as const } : {}),
+    }
+  }
+
+  return async function listPush(request, reply, path, forward) {
+    const policy = resolvePolicy(path.name)
+    const contentType = mediaTypeOf(request.headers['content-type'])
+    if (policy.mode === 'off' || (!isIndex(contentType) && !isGenericContentType(contentType))) {
+      // Not a list (or not ours to check): stream it, keeping a copy for the existence cache.
+      if (request.body instanceof Readable) {
+        const copy = new BodyCopy(MAX_MANIFEST_BYTES)
+        request.body = request.body.pipe(copy)
+        request.pushedManifest = { copy: () => copy.copy() }
+      }
+      return forward()
+    }
+
+    const declared = Number(request.headers['content-length'])
+    const body = request.body instanceof Readable ? request.body : Readable.from([])
+    const read = declared > MAX_MANIFEST_BYTES ? { tooLarge: true as const } : await readRequestBody(body, MAX_MANIFEST_BYTES)
+    if ('tooLarge' in read) {
+      reply.header('connection', 'close')
+      return sendRegistryError(reply, RegistryError.of('MANIFEST_INVALID', `manifest-guard: the manifest is larger than ${MAX_MANIFEST_BYTES} bytes, the most a registry accepts`, undefined, 413))
+    }
+    const raw = read.bytes
+    // Exactly these bytes go upstream, under the client's own headers.
+    request.body = Readable.from([raw])
+    const parsed = parseManifest(raw, contentType)
+    if ('problem' in parsed) return sendRegistryError(reply, RegistryError.of('MANIFEST_INVALID', `manifest-guard: ${parsed.problem}`))
+    request.pushedManifest = { copy: () => raw, parsed }
+    if (parsed.kind !== 'index') return forward()
+
+    const ref = path.reference
+    if (ref.kind === 'digest') {
+      const actual = digestOf(raw, algorithmOf(ref.digest))
+      if (actual !== ref.digest) {
+        return sendRegistryError(reply, RegistryError.of('DIGEST_INVALID', `manifest-guard: the body's digest is ${actual}, not ${ref.digest} as the URL says`, { expected: ref.digest, actual }))
+      }
+    }
+    const reference = ref.kind === 'tag' ? ref.tag : ref.digest
+    const record = await validate(request, parsed, path.name, reference, policy, false)
+    if (!record.decision.forward) {
+      onDecision(request, record)
+      return sendRegistryError(reply, record.decision.error as RegistryError)
+    }
+    // Forwarded: the record is written once the registry has answered, with its status.
+    return forward(afterUpstream(request, record, policy))
+  }
+
+  /**
+   * Writes the decision record once the registry answered. And the safety net for a stale cache: if the registry refuses a list the proxy passed because
+   * a child is unknown (something was deleted behind the cache's back), look again without the
+   * cache and explain it, rather than hand the client the bare registry error.
+   */
+  function afterUpstream(request: FastifyRequest, record: DecisionRecord, policy: RepositoryPolicy): UpstreamResponseHandler {
+    return (reply, res) => {
+      if (res.statusCode !== 400 || record.decision.verdict === 'deferred') {
+        onDecision(request, { ...record, upstreamStatus: res.statusCode })
+        reply.send(res.stream)
+        return
+      }
+      void (async () => {
+        const body = (await readBounded(res.stream, MAX_UPSTREAM_ERROR_BYTES)) ?? Buffer.alloc(0)
+        if (!body.includes('MANIFEST_BLOB_UNKNOWN')) {
+          onDecision(request, { ...record, upstreamStatus: res.statusCode })
+          return reply.send(body)
+        }
+        const again = await validate(request, record.index, record.repository, record.reference, policy, true)
+        onDecision(request, again.decision.forward ? { ...again, upstreamStatus: res.statusCode } : again)
+        if (again.decision.forward) return reply.send(body)
+        reply.removeHeader('content-length')
+        return sendRegistryError(reply, again.decision.error as RegistryError)
+      })().catch((err: unknown) => {
+        request.log.error({ err }, 'recheck after the registry refused the list failed')
+        if (!reply.sent) sendRegistryError(reply, RegistryError.of('UNKNOWN', `manifest-guard internal error (request ${request.id})`, undefined, 500))
+      })
+    }
+  }
+}
