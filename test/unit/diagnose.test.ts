@@ -1,0 +1,211 @@
+import t from 'tap'
+import { decide, type Policy } from '../../src/diagnose/decision.js'
+import { candidateRepositories, investigate } from '../../src/diagnose/investigate.js'
+import { clientKind, type MessageContext } from '../../src/diagnose/message.js'
+import type { Cause } from '../../src/diagnose/problem.js'
+import { MemoryLedgerStore } from '../../src/ledger/memory-store.js'
+import type { LedgerStore, PushRecord } from '../../src/ledger/push-record.js'
+import type { Digest } from '../../src/oci/digest.js'
+import { type IndexManifest, parseManifest } from '../../src/oci/manifest.js'
+import { walkIndex } from '../../src/validate/walk.js'
+import { buildImage, buildIndex, type BuiltImage, type BuiltIndex } from '../helpers/oci-builder.js'
+import { MemorySource } from '../helpers/memory-source.js'
+
+// From findings to causes and messages, table-driven, with an in-memory registry and ledger.
+
+const REPO = 'team/app'
+const amdOld = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'old' })
+const amdNew = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'new' })
+const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'old' })
+const list = buildIndex([amdOld, arm])
+const CTX: MessageContext = { registryHost: 'reg.example', repository: REPO, reference: '1.0', requestId: 'abc123', client: 'docker', childTags: [] }
+const POLICY: Policy = { mode: 'enforce', staleChild: 'reject', onLookupFailure: 'reject', retryAfterSeconds: 5 }
+
+function index(i: BuiltIndex): IndexManifest {
+  const m = parseManifest(i.manifest.bytes, i.manifest.mediaType)
+  if ('problem' in m || m.kind !== 'index') throw new Error('not an index')
+  return m
+}
+
+function push(repository: string, image: BuiltImage, tag: string | undefined, at: number): PushRecord {
+  return { repository, tag, digest: image.manifest.digest as Digest, mediaType: image.manifest.mediaType, at, identity: 'alice', source: 'proxy' }
+}
+
+async function diagnose(source: MemorySource, ledger: LedgerStore, i: BuiltIndex = list) {
+  const ctx = { authorization: undefined }
+  const parsed = index(i)
+  const walk = await walkIndex({ repository: REPO, index: parsed, source, limits: { maxDepth: 4, maxDescriptors: 100, concurrency: 4, timeoutMs: 5000 }, ctx })
+  return investigate({ repository: REPO, children: parsed.manifests, walk, ledger, prober: source, ctx, candidatePatterns: ['{name}/{arch}', '{name}-{arch}'] })
+}
+
+interface Case {
+  name: string
+  arrange: (s: MemorySource, l: LedgerStore) => Promise<void>
+  index?: BuiltIndex
+  causes: Cause[]
+  message?: RegExp
+}
+
+const cases: Case[] = [
+  {
+    name: 'stale: old child gone, its tag points at the rebuild',
+    arrange: async (s, l) => {
+      s.addImage(REPO, amdNew, '1.0-amd64')
+      s.addImage(REPO, arm, '1.0-arm64')
+      await l.record(push(REPO, amdOld, '1.0-amd64', 1000))
+      await l.record(push(REPO, amdNew, '1.0-amd64', 2000))
+    },
+    causes: ['stale'],
+    message: new RegExp(`^stale child ${amdOld.manifest.digest} \\(linux/amd64\\): team/app:1.0-amd64 was this digest when pushed at 1970-01-01T00:00:01Z but now points at ${amdNew.manifest.digest.slice(0, 19)} by alice`),
+  },
+  {
+    name: 'stale-present: old child still there, its tag re-pushed for the same platform',
+    arrange: async (s, l) => {
+      s.addImage(REPO, amdOld)
+      s.addImage(REPO, amdNew, '1.0-amd64')
+      s.addImage(REPO, arm, '1.0-arm64')
+      s.rememberConfig(amdNew)
+      await l.record(push(REPO, amdOld, '1.0-amd64', 1000))
+      await l.record(push(REPO, amdNew, '1.0-amd64', 2000))
+    },
+    causes: ['stale-present'],
+    message: /is an old build: team\/app:1\.0-amd64 has been pushed again since/,
+  },
+  {
+    name: 'not stale when the tag now holds a list that includes the child',
+    arrange: async (s, l) => {
+      s.addIndex(REPO, list)
+      const later = buildIndex([amdOld])
+      s.addIndex(REPO, later, '1.0-amd64')
+      await l.record(push(REPO, amdOld, '1.0-amd64', 1000))
+      await l.record({ ...push(REPO, amdOld, '1.0-amd64', 2000), digest: later.manifest.digest as Digest })
+    },
+    causes: [],
+  },
+  {
+    name: 'wrong repository, from the ledger',
+    arrange: async (s, l) => {
+      s.addImage('elsewhere/amd', amdOld, 'v1')
+      s.addImage(REPO, arm)
+      await l.record(push('elsewhere/amd', amdOld, 'v1', 1000))
+    },
+    causes: ['wrong-repository'],
+    message: /is not in team\/app but in elsewhere\/amd \(as elsewhere\/amd:v1\)/,
+  },
+  {
+    name: 'wrong repository, by probing {name}/{arch}',
+    arrange: async (s) => {
+      s.addImage(`${REPO}/amd64`, amdOld)
+      s.addImage(REPO, arm)
+    },
+    causes: ['wrong-repository'],
+    message: /is not in team\/app but in team\/app\/amd64/,
+  },
+  {
+    name: 'a repository the client cannot read is never named',
+    arrange: async (s, l) => {
+      s.addImage('secret/amd', amdOld)
+      s.forced.set(`secret/amd@${amdOld.manifest.digest}`, 'denied')
+      s.addImage(REPO, arm)
+      await l.record(push('secret/amd', amdOld, 'v1', 1000))
+    },
+    causes: ['never-pushed'],
+  },
+  {
+    name: 'deleted since',
+    arrange: async (s, l) => {
+      s.addImage(REPO, arm)
+      await l.record(push(REPO, amdOld, undefined, 1000))
+    },
+    causes: ['deleted'],
+    message: /was pushed to team\/app at 1970-01-01T00:00:01Z and has been deleted since/,
+  },
+  {
+    name: 'never pushed: names what was checked',
+    arrange: async (s) => s.addImage(REPO, arm),
+    causes: ['never-pushed'],
+    message: /is not in team\/app \(nor in team\/app\/amd64, team\/app-amd64\) and manifest-guard has no record/,
+  },
+  {
+    name: 'a layer shared by two children is one problem naming both',
+    arrange: async (s) => {
+      s.addImage(REPO, amdOld)
+      s.blobs.delete(`${REPO}@${amdOld.layers[0]!.digest}`)
+    },
+    // The same image listed for two platforms: both entries share every blob.
+    index: buildIndex([amdOld], { extraEntries: [{ ...amdOld.descriptor, platform: { os: 'linux', architecture: 'riscv64' } }] }),
+    causes: ['blob-missing'],
+    message: new RegExp(`^layer ${amdOld.layers[0]!.digest} \\(layer 1\\) of the linux/amd64 and linux/riscv64 child`),
+  },
+]
+
+for (const c of cases) {
+  t.test(c.name, async (t) => {
+    const source = new MemorySource()
+    const ledger = new MemoryLedgerStore(1000)
+    await c.arrange(source, ledger)
+    const found = await diagnose(source, ledger, c.index)
+    t.same(found.problems.map((p) => p.cause), c.causes)
+    const decision = decide(found.problems, POLICY, CTX)
+    t.equal(decision.verdict, c.causes.length === 0 ? 'accepted' : 'rejected')
+    if (c.message !== undefined) {
+      const message = decision.error?.errors[0]?.message ?? ''
+      t.match(message, c.message)
+      t.match(message, /\[manifest-guard request abc123\]$/, 'request id last')
+      t.notMatch(message, /\n/, 'one line')
+    }
+  })
+}
+
+t.test('a ledger that fails does not stop the diagnosis', async (t) => {
+  const source = new MemorySource()
+  source.addImage(REPO, arm)
+  const broken: LedgerStore = {
+    record: async () => {},
+    pushesOf: async () => Promise.reject(new Error('redis down')),
+    tagHistory: async () => Promise.reject(new Error('redis down')),
+    close: async () => {},
+  }
+  const found = await diagnose(source, broken)
+  t.same(found.problems.map((p) => p.cause), ['never-pushed'])
+  t.equal(found.ledgerError, 'redis down')
+})
+
+t.test('verdicts by policy', async (t) => {
+  const stalePresent = [{ cause: 'stale-present' as const, digest: amdOld.manifest.digest as Digest }]
+  const failed = [{ cause: 'lookup-failed' as const, reason: 'the registry answered 500' }]
+  const hard = [{ cause: 'never-pushed' as const, digest: amdOld.manifest.digest as Digest }]
+  const table: { name: string; problems: Parameters<typeof decide>[0]; policy: Partial<Policy>; verdict: string; forward: boolean; status?: number }[] = [
+    { name: 'clean', problems: [], policy: {}, verdict: 'accepted', forward: true },
+    { name: 'hard problem, enforce', problems: hard, policy: {}, verdict: 'rejected', forward: false, status: 400 },
+    { name: 'hard problem, warn mode', problems: hard, policy: { mode: 'warn' }, verdict: 'warned', forward: true },
+    { name: 'stale-present, reject', problems: stalePresent, policy: {}, verdict: 'rejected', forward: false, status: 400 },
+    { name: 'stale-present, warn', problems: stalePresent, policy: { staleChild: 'warn' }, verdict: 'warned', forward: true },
+    { name: 'lookups failed, reject', problems: failed, policy: {}, verdict: 'unverified', forward: false, status: 503 },
+    { name: 'lookups failed, forward', problems: failed, policy: { onLookupFailure: 'forward' }, verdict: 'unverified', forward: true },
+    { name: 'denied wins over everything', problems: [...hard, { cause: 'denied' as const }], policy: {}, verdict: 'deferred', forward: true },
+  ]
+  for (const row of table) {
+    const d = decide(row.problems, { ...POLICY, ...row.policy }, CTX)
+    t.equal(d.verdict, row.verdict, `${row.name}: verdict`)
+    t.equal(d.forward, row.forward, `${row.name}: forward`)
+    t.equal(d.error?.status, row.status, `${row.name}: status`)
+  }
+  const unavailable = decide(failed, POLICY, CTX)
+  t.equal(unavailable.error?.headers['retry-after'], '5')
+})
+
+t.test('candidate repositories', async (t) => {
+  t.same(candidateRepositories(['{name}/{arch}', '{name}-{os}-{arch}', '{name}/{variant}'], 'a/b', { os: 'linux', architecture: 'arm64' }), ['a/b/arm64', 'a/b-linux-arm64'])
+  t.same(candidateRepositories(['{name}/{arch}'], 'a', undefined), [], 'no platform, no guess')
+  t.same(candidateRepositories(['{name}/{arch}'], 'a', { os: 'linux', architecture: 'AMD64' }), [], 'invalid names are dropped')
+})
+
+t.test('client kinds from User-Agent', async (t) => {
+  t.equal(clientKind('Docker-Client/28.2.2 (linux)'), 'docker')
+  t.equal(clientKind('Buildah/1.28.2'), 'containers')
+  t.equal(clientKind('containers/5.23.1 (github.com/containers/image)'), 'containers')
+  t.equal(clientKind('skopeo/1.9.3'), 'containers')
+  t.equal(clientKind('curl/7.88'), 'other')
+  t.equal(clientKind(undefined), 'other')
+})

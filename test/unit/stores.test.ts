@@ -1,0 +1,105 @@
+import t from 'tap'
+import { identityLabel, identityOf } from '../../src/http/identity.js'
+import { BodyCopy, readRequestBody } from '../../src/http/request-body.js'
+import { MemoryLedgerStore } from '../../src/ledger/memory-store.js'
+import { HISTORY_PER_KEY } from '../../src/ledger/push-record.js'
+import type { Digest } from '../../src/oci/digest.js'
+import { parseManifest } from '../../src/oci/manifest.js'
+import { ExistenceCache } from '../../src/upstream/existence-cache.js'
+import { limiter } from '../../src/validate/limiter.js'
+import { Readable } from 'node:stream'
+
+const d = (n: number): Digest => `sha256:${n.toString(16).padStart(64, '0')}` as Digest
+
+t.test('existence cache', async (t) => {
+  const cache = new ExistenceCache({ ttlMs: 60_000, maxEntries: 100, maxManifestBytes: 1 << 20 })
+  cache.rememberBlob('a', d(1), 10)
+  cache.rememberBlob('a', d(1), undefined)
+  t.same(cache.get('a', d(1)), { kind: 'blob', size: 10, mediaType: undefined }, 'a sighting without size keeps the known size')
+  t.equal(cache.get('b', d(1)), undefined, 'per repository')
+  cache.forget('a', d(1))
+  t.equal(cache.get('a', d(1)), undefined, 'DELETE forgets at once')
+
+  const raw = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}')
+  const m = parseManifest(raw, undefined)
+  if ('problem' in m) return t.fail()
+  cache.rememberManifest('a', m.digest, m.mediaType, raw.length, m)
+  t.equal(cache.body(m.digest), m, 'body kept by digest')
+  cache.rememberManifest('a', d(9), m.mediaType, raw.length, m)
+  t.equal(cache.body(d(9)), undefined, 'a body is kept only under its own digest')
+
+  const off = new ExistenceCache({ ttlMs: 0, maxEntries: 100, maxManifestBytes: 1 << 20 })
+  off.rememberBlob('a', d(1), 10)
+  t.equal(off.get('a', d(1)), undefined, 'ttl 0 disables the cache')
+})
+
+t.test('existence cache entries expire', async (t) => {
+  const cache = new ExistenceCache({ ttlMs: 30, maxEntries: 100, maxManifestBytes: 0 })
+  cache.rememberBlob('a', d(1), 1)
+  await new Promise((r) => setTimeout(r, 60))
+  t.equal(cache.get('a', d(1)), undefined)
+})
+
+t.test('memory ledger', async (t) => {
+  const ledger = new MemoryLedgerStore(10_000)
+  const rec = (tag: string | undefined, digest: Digest, at: number, repository = 'r') => ({ repository, tag, digest, mediaType: undefined, at, identity: undefined, source: 'proxy' as const })
+  await ledger.record(rec('t', d(1), 1))
+  await ledger.record(rec('t', d(2), 3))
+  await ledger.record(rec(undefined, d(1), 2, 'other'))
+  t.same((await ledger.tagHistory('r', 't')).map((r) => r.digest), [d(2), d(1)], 'newest first')
+  t.same((await ledger.pushesOf(d(1))).map((r) => r.repository), ['other', 'r'])
+  for (let i = 0; i < HISTORY_PER_KEY + 10; i++) await ledger.record(rec('busy', d(100 + i), 100 + i))
+  t.equal((await ledger.tagHistory('r', 'busy')).length, HISTORY_PER_KEY, 'history per tag is bounded')
+
+  const small = new MemoryLedgerStore(5)
+  for (let i = 0; i < 20; i++) await small.record(rec(`t${i}`, d(i), i))
+  t.equal((await small.pushesOf(d(0))).length, 0, 'the oldest records are dropped')
+  t.equal((await small.pushesOf(d(19))).length, 1)
+})
+
+t.test('identity never keeps a credential', async (t) => {
+  const basic = identityOf(`Basic ${Buffer.from('alice:secret').toString('base64')}`)
+  t.same(basic, { kind: 'basic', user: 'alice' })
+  const payload = Buffer.from(JSON.stringify({ sub: 'ci-bot', access: [] })).toString('base64url')
+  const bearer = identityOf(`Bearer xx.${payload}.sig`)
+  t.same(bearer, { kind: 'bearer', subject: 'ci-bot', claimed: true })
+  t.equal(identityLabel(bearer), 'token:ci-bot (claimed)')
+  t.same(identityOf('Bearer opaque-token'), { kind: 'bearer', subject: undefined, claimed: true })
+  t.same(identityOf(undefined), { kind: 'anonymous' })
+  t.notMatch(JSON.stringify([basic, bearer]), /secret|sig/)
+})
+
+t.test('limiter hands slots over in order', async (t) => {
+  const limit = limiter(2)
+  let active = 0
+  let peak = 0
+  const order: number[] = []
+  await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      limit(async () => {
+        active++
+        peak = Math.max(peak, active)
+        await new Promise((r) => setTimeout(r, 2))
+        order.push(i)
+        active--
+      }),
+    ),
+  )
+  t.equal(peak, 2)
+  t.equal(order.length, 10)
+})
+
+t.test('request bodies: bounded read, copy while streaming', async (t) => {
+  const small = await readRequestBody(Readable.from([Buffer.from('ab'), Buffer.from('c')]), 10)
+  t.same('bytes' in small ? small.bytes.toString() : '', 'abc')
+  const big = await readRequestBody(Readable.from([Buffer.alloc(8), Buffer.alloc(8)]), 10)
+  t.ok('tooLarge' in big)
+  const copy = new BodyCopy(4)
+  const out: Buffer[] = []
+  for await (const c of Readable.from([Buffer.from('ab'), Buffer.from('cd')]).pipe(copy)) out.push(c as Buffer)
+  t.equal(Buffer.concat(out).toString(), 'abcd', 'passes everything through')
+  t.equal(copy.copy()?.toString(), 'abcd')
+  const over = new BodyCopy(3)
+  for await (const _ of Readable.from([Buffer.from('abcd')]).pipe(over)) void _
+  t.equal(over.copy(), undefined, 'no copy past the bound')
+})
