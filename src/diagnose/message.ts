@@ -101,6 +101,16 @@ function sentence(p: Problem, ctx: MessageContext): string {
   }
 }
 
+/** A cross-repository mount the registry could not do, as docker would otherwise report it. */
+export function mountRefusedMessage(facts: { digest: string; from: string; repository: string; requestId: string }): string {
+  return (
+    `cannot mount blob ${facts.digest} from ${facts.from} into ${facts.repository}: ${facts.from} does not hold it ` +
+    `(deleted by garbage collection or retention, or never pushed there), so the platform image in ${facts.from} that the list names is broken or stale. ` +
+    `Fix: push that platform image to ${facts.from} again (or rebuild it), then recreate the list with docker manifest rm, create and push ` +
+    `[manifest-guard request ${facts.requestId}]`
+  )
+}
+
 /** `child manifest sha256:… (linux/amd64)`. */
 function subject(p: Problem): string {
   return `${p.digest ?? ''} (${platforms(p)})`

@@ -12,7 +12,7 @@ import { readBounded } from './bounded-body.js'
 /** Largest manifest a registry accepts (distribution's maxManifestBodySize). */
 export const MAX_MANIFEST_BYTES = 4 << 20
 
-export type LookupKind = 'manifest' | 'blob' | 'tag' | 'ping'
+export type LookupKind = 'manifest' | 'blob' | 'tag' | 'ping' | 'upload'
 
 export interface RegistryClientOptions {
   readonly origin: string
@@ -121,6 +121,24 @@ export class RegistryClient {
     return res.statusCode === 200 || res.statusCode === 404 ? 'yes' : 'unknown'
   }
 
+  /**
+   * DELETE an upload session the registry opened for a mount it could not do. Best effort:
+   * the registry expires abandoned sessions anyway (distribution's upload purging).
+   */
+  async cancelUpload(location: string | undefined, authorization: string | undefined): Promise<void> {
+    if (location === undefined) return
+    let path: string
+    try {
+      const url = new URL(location, 'http://placeholder')
+      path = url.pathname + url.search
+    } catch {
+      return
+    }
+    if (!path.startsWith('/v2/')) return
+    const res = await this.#request('upload', 'DELETE', path, { authorization }, {})
+    if ('statusCode' in res) await res.body.dump()
+  }
+
   /** GET /v2/: the registry answers (200, or 401 when it wants credentials). */
   async ping(signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
     const res = await this.#request('ping', 'GET', '/v2/', { authorization: undefined, signal }, {})
@@ -135,7 +153,7 @@ export class RegistryClient {
 
   async #request(
     kind: LookupKind,
-    method: 'GET' | 'HEAD',
+    method: 'GET' | 'HEAD' | 'DELETE',
     path: string,
     ctx: LookupContext,
     headers: Record<string, string>,
