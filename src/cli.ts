@@ -1,11 +1,15 @@
 #!/usr/bin/env node
+import { readStdinSync, runCheck } from './check-command.js'
 import { ConfigError, loadConfig } from './config/load.js'
 import { usage } from './config/usage.js'
-import { buildApp } from './http/app.js'
+import { buildApp, listen } from './http/app.js'
 
 // The only process entry: load config, build the app, listen, close gracefully.
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'check') {
+    return runCheck(argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env, readStdin: readStdinSync })
+  }
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(usage())
     return 0
@@ -22,13 +26,22 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const app = await buildApp(config)
   try {
-    await app.listen({ host: config.listen.host, port: config.listen.port })
+    await listen(app, config)
   } catch (err) {
-    process.stderr.write(`manifest-guard: cannot listen on ${config.listen.host}:${config.listen.port}: ${(err as Error).message}\n`)
+    const address = app.server.listening ? config.admin.listen : config.listen
+    process.stderr.write(`manifest-guard: cannot listen on ${address.host}:${address.port}: ${(err as Error).message}\n`)
     await app.close()
     return 1
   }
-  app.log.info({ upstream: config.upstream, listen: `${config.listen.host}:${config.listen.port}`, mode: config.validation.mode }, 'manifest-guard is up')
+  app.log.info(
+    {
+      upstream: config.upstream,
+      listen: `${config.listen.host}:${config.listen.port}`,
+      admin: config.admin.enabled ? `${config.admin.listen.host}:${config.admin.listen.port}` : 'off',
+      mode: config.validation.mode,
+    },
+    'manifest-guard is up',
+  )
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       app.log.info({ signal }, 'shutting down')

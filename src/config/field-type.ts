@@ -29,6 +29,15 @@ export const text: FieldType<string> = {
   },
 }
 
+export const optionalText: FieldType<string | undefined> = {
+  describe: 'string',
+  parse(raw) {
+    const s = fromString(raw)
+    if (s === undefined) return { expected: 'a string' }
+    return { value: s === '' ? undefined : s }
+  },
+}
+
 export const optionalPath: FieldType<string | undefined> = {
   describe: 'file path',
   parse(raw) {

@@ -65,7 +65,7 @@ function pick(f: Field, flags: Map<string, string>, env: Readonly<Record<string,
 function parseField(f: Field, origin: Origin): unknown {
   const parsed = f.type.parse(origin.raw)
   if ('expected' in parsed) {
-    throw new ConfigError(`invalid config: ${f.key} (${origin.label}): expected ${parsed.expected}, got ${show(origin.raw)}`)
+    throw new ConfigError(`invalid config: ${f.key} (${origin.label}): expected ${parsed.expected}, got ${f.secret === true ? 'a value (not shown)' : show(origin.raw)}`)
   }
   return parsed.value
 }
@@ -120,15 +120,30 @@ function checkCrossField(config: Config): void {
   if ((config.tls.cert === undefined) !== (config.tls.key === undefined)) {
     throw new ConfigError(`invalid config: ${config.tls.cert === undefined ? 'tls.cert' : 'tls.key'}: tls.cert and tls.key go together; set both or neither`)
   }
-  for (const key of ['cert', 'key'] as const) {
-    const path = config.tls[key]
+  const files: [string, string | undefined][] = [
+    ['tls.cert', config.tls.cert],
+    ['tls.key', config.tls.key],
+    ['admin.tokenFile', config.admin.tokenFile],
+    ['audit.webhookTokenFile', config.audit.webhookTokenFile],
+    ['lookupCredentials.passwordFile', config.lookupCredentials.passwordFile],
+  ]
+  for (const [key, path] of files) {
     if (path === undefined) continue
     try {
       readFileSync(path)
     } catch (err) {
-      throw new ConfigError(`invalid config: tls.${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+      throw new ConfigError(`invalid config: ${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
     }
   }
+  if (config.admin.enabled && config.admin.listen.host === config.listen.host && config.admin.listen.port === config.listen.port && config.listen.port !== 0) {
+    throw new ConfigError('invalid config: admin.listen: must differ from listen (the admin API is never on the proxy port)')
+  }
+}
+
+/** A secret given inline or as a file (a mounted Secret): the file wins, trailing newline dropped. */
+export function readSecret(inline: string | undefined, file: string | undefined): string | undefined {
+  if (file !== undefined) return readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+  return inline
 }
 
 function setPath(target: Record<string, unknown>, key: string, value: unknown): void {

@@ -1,4 +1,6 @@
 import {
+  optionalHttpUrl,
+  optionalText,
   boolean,
   type FieldType,
   hostPort,
@@ -54,9 +56,35 @@ export interface Config {
   readonly ledger: {
     readonly maxRecords: number
   }
+  readonly admin: {
+    readonly enabled: boolean
+    readonly listen: HostPort
+    readonly token: string | undefined
+    readonly tokenFile: string | undefined
+    readonly recentDecisions: number
+  }
+  readonly audit: {
+    readonly include: readonly string[]
+    readonly file: string | undefined
+    readonly fileMaxBytes: number
+    readonly fileKeep: number
+    readonly webhookUrl: string | undefined
+    readonly webhookToken: string | undefined
+    readonly webhookTokenFile: string | undefined
+    readonly webhookTimeoutMs: number
+    readonly webhookRetries: number
+    readonly queueSize: number
+  }
+  readonly lookupCredentials: {
+    readonly username: string | undefined
+    readonly password: string | undefined
+    readonly passwordFile: string | undefined
+  }
 }
 
 export interface Field {
+  /** Never echoed back in an error message or --help. */
+  readonly secret?: boolean
   /** Dotted path into Config. */
   readonly key: string
   readonly type: FieldType<unknown>
@@ -74,6 +102,10 @@ const field = <T>(key: string, type: FieldType<T>, def: unknown, doc: string, fi
   doc,
   fileOnly,
 })
+
+const secret = (key: string, doc: string): Field => ({ ...field(key, optionalText, undefined, doc), secret: true })
+
+const VERDICTS = ['accepted', 'rejected', 'warned', 'unverified', 'deferred'] as const
 
 export const FIELDS: readonly Field[] = [
   field('listen', hostPort, '127.0.0.1:5001', 'Address the proxy listens on.'),
@@ -119,6 +151,24 @@ export const FIELDS: readonly Field[] = [
   field('cache.maxEntries', integer(0, 10_000_000), 100_000, 'Most repository+digest entries remembered.'),
   field('cache.maxManifestBytes', integer(0, 1 << 30), 64 << 20, 'Bytes of manifest bodies remembered, so children pushed through the proxy need no GET.'),
   field('ledger.maxRecords', integer(1, 10_000_000), 200_000, 'Push records kept in memory (oldest dropped first).'),
+  field('admin.enabled', boolean, true, 'Serve /metrics and the /_guard/v1 API on admin.listen.'),
+  field('admin.listen', hostPort, '127.0.0.1:9464', 'Address of the admin listener (never the proxy port).'),
+  secret('admin.token', 'Bearer token the /_guard/v1 API requires (/metrics stays open for scrapers).'),
+  field('admin.tokenFile', optionalPath, undefined, 'File holding admin.token (a mounted Secret).'),
+  field('admin.recentDecisions', integer(0, 1_000_000), 1000, 'Decisions kept for GET /_guard/v1/decisions.'),
+  field('audit.include', listOf(oneOf(VERDICTS)), ['rejected', 'warned'], 'Which decisions go to the audit file and webhook.'),
+  field('audit.file', optionalPath, undefined, 'Append decisions as JSON Lines to this file.'),
+  field('audit.fileMaxBytes', integer(1024, 2 ** 40), 100 << 20, 'Rotate the audit file past this size.'),
+  field('audit.fileKeep', integer(0, 1000), 5, 'Rotated audit files kept (file.1 … file.N).'),
+  field('audit.webhookUrl', optionalHttpUrl, undefined, 'POST decisions here as CloudEvents (JSON).'),
+  secret('audit.webhookToken', 'Bearer token sent to the webhook.'),
+  field('audit.webhookTokenFile', optionalPath, undefined, 'File holding audit.webhookToken.'),
+  field('audit.webhookTimeoutMs', integer(100, 600_000), 5_000, 'Time limit of one webhook delivery attempt.'),
+  field('audit.webhookRetries', integer(0, 20), 3, 'Retries after a failed delivery (exponential backoff).'),
+  field('audit.queueSize', integer(1, 1_000_000), 10_000, 'Audit records waiting per sink before new ones are dropped (and counted).'),
+  field('lookupCredentials.username', optionalText, undefined, "Registry user for the admin check endpoint (the proxy's own lookups always use the client's credentials)."),
+  secret('lookupCredentials.password', 'Password of lookupCredentials.username.'),
+  field('lookupCredentials.passwordFile', optionalPath, undefined, 'File holding lookupCredentials.password.'),
 ]
 
 function upstreamUrl(): FieldType<string> {

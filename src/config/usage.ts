@@ -8,6 +8,7 @@ export function usage(): string {
     'manifest-guard: a registry proxy that stops broken multi-platform pushes',
     '',
     'usage: manifest-guard [--upstream URL] [--listen HOST:PORT] [--config FILE] [flags]',
+    '       manifest-guard check [--all-tags] [--json] REGISTRY/NAME[:TAG]   (see check --help)',
     '',
     'Every setting comes from a flag, else its environment variable, else the config file',
     '(YAML or JSON, --config or MANIFEST_GUARD_CONFIG), else its default.',
@@ -17,7 +18,7 @@ export function usage(): string {
     const flag = f.fileOnly === true ? `(config file: ${f.key})` : `--${flagName(f.key)} <${f.type.describe}>`
     lines.push(`  ${flag}`)
     lines.push(`      ${f.doc}`)
-    const def = f.default === undefined ? 'unset' : JSON.stringify(f.default)
+    const def = f.default === undefined || f.secret === true ? 'unset' : JSON.stringify(f.default)
     lines.push(`      default ${def}${f.fileOnly === true ? '' : `; env ${envName(f.key)}`}`)
   }
   return lines.join('\n') + '\n'

@@ -57,7 +57,7 @@ function sentence(p: Problem, ctx: MessageContext): string {
     case 'deleted':
       return (
         `child ${what} was pushed to ${repo}${p.tag === undefined ? '' : ` as ${repo}:${p.tag}`} ${at(p.pushedAt)} and has been deleted since (garbage collection or retention). ` +
-        `Fix: push the ${platforms(p)} image again, then ${recreate(ctx)}`
+        `Fix: push the ${platformWords(p)}image again, then ${recreate(ctx)}`
       )
     case 'never-pushed':
       return (
@@ -67,9 +67,9 @@ function sentence(p: Problem, ctx: MessageContext): string {
       )
     case 'blob-missing':
       return (
-        `${p.object} ${p.digest}${p.layerIndex === undefined ? '' : ` (layer ${p.layerIndex + 1})`} of the ${platforms(p)} child ${parents(p)} is missing from ${repo}: ` +
+        `${p.object} ${p.digest}${p.layerIndex === undefined ? '' : ` (layer ${p.layerIndex + 1})`} of the ${platformWords(p)}child ${parents(p)} is missing from ${repo}: ` +
         `the child manifest is there but this blob was deleted or never uploaded, so the registry would accept the list and pulls would fail. ` +
-        `Fix: push the ${platforms(p)} image to ${repo}${p.parentTag === undefined ? '' : ` (${ctx.registryHost}/${repo}:${p.parentTag})`} again, then push the list`
+        `Fix: push the ${platformWords(p)}image to ${repo}${p.parentTag === undefined ? '' : ` (${ctx.registryHost}/${repo}:${p.parentTag})`} again, then push the list`
       )
     case 'size-mismatch':
       return (
@@ -119,6 +119,12 @@ function subject(p: Problem): string {
 function platforms(p: Problem): string {
   const names = [...new Set((p.platforms ?? []).map((x: Platform | undefined) => formatPlatform(x)))]
   return names.length === 0 ? 'no platform' : names.join(' and ')
+}
+
+/** `linux/arm64 ` or nothing, for sentences that read well either way. */
+function platformWords(p: Problem): string {
+  const known = (p.platforms ?? []).filter((x) => x !== undefined)
+  return known.length === 0 ? '' : `${platforms(p)} `
 }
 
 function parents(p: Problem): string {

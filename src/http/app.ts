@@ -6,7 +6,9 @@ import { createLogger, type Logger } from '../observability/logger.js'
 import { installErrorMapper, rawPathRefusal } from './error-mapper.js'
 import { registerHealth } from './health.js'
 import { registerPassthrough } from './passthrough.js'
-import { decisionEvent, logDecision } from './decision-log.js'
+import { Metrics } from '../observability/metrics.js'
+import { buildAdminApp } from './admin.js'
+import { decisionRecorder } from './decisions.js'
 import { createListPushHandler } from './list-push.js'
 import { createSeam } from './seam.js'
 import { installTrafficObserver } from './traffic-observer.js'
@@ -17,6 +19,8 @@ import { closeServices, createServices, type ServiceOverrides, type Services } f
 declare module 'fastify' {
   interface FastifyInstance {
     guard: Services
+    /** The admin listener's app (metrics, /_guard/v1); listened on by the CLI next to the proxy. */
+    admin: FastifyInstance | null
   }
 }
 
@@ -55,8 +59,38 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   installErrorMapper(app)
   installTrafficObserver(app, services)
   registerHealth(app, services)
-  const listPush = createListPushHandler(services, (request, record) => logDecision(request, decisionEvent(request, record)))
+  installRequestMetrics(app, services)
+  const listPush = createListPushHandler(services, decisionRecorder(services))
   await registerPassthrough(app, services, createSeam(services, listPush))
-  app.addHook('onClose', async () => closeServices(services))
+  const admin = config.admin.enabled ? await buildAdminApp(services) : null
+  app.decorate('admin', admin)
+  app.addHook('onClose', async () => {
+    await admin?.close()
+    await closeServices(services)
+  })
   return app
+}
+
+/** Listens on the proxy address and, when enabled, the admin address. */
+export async function listen(app: FastifyInstance, config: Config): Promise<void> {
+  await app.listen({ host: config.listen.host, port: config.listen.port })
+  if (app.admin !== null) await app.admin.listen({ host: config.admin.listen.host, port: config.admin.listen.port })
+}
+
+/** Requests by method and status class, and bytes each way, counted per socket. */
+function installRequestMetrics(app: FastifyInstance, services: Services): void {
+  const { metrics } = services
+  const seen = new WeakMap<object, { read: number; written: number }>()
+  app.addHook('onResponse', (request, reply, done) => {
+    if (request.registryPath !== null) metrics.proxiedRequests.inc({ method: request.method, status_class: Metrics.statusClass(reply.statusCode) })
+    const socket = request.raw.socket
+    if (socket !== null) {
+      const before = seen.get(socket) ?? { read: 0, written: 0 }
+      const now = { read: socket.bytesRead, written: socket.bytesWritten }
+      metrics.proxiedBytes.inc({ direction: 'in' }, Math.max(0, now.read - before.read))
+      metrics.proxiedBytes.inc({ direction: 'out' }, Math.max(0, now.written - before.written))
+      seen.set(socket, now)
+    }
+    done()
+  })
 }

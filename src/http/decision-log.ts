@@ -32,6 +32,7 @@ export interface DecisionEvent {
   readonly blobs: number
   readonly upstreamRequests: number
   readonly cacheHits: number
+  readonly time: string
   readonly latencyMs: number
   readonly ledgerError?: string
   readonly upstreamStatus?: number
@@ -58,6 +59,7 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
     blobs: r.stats.blobs,
     upstreamRequests: r.stats.upstreamRequests,
     cacheHits: r.stats.cacheHits,
+    time: new Date().toISOString(),
     latencyMs: Math.round(r.latencyMs * 10) / 10,
     ...(r.ledgerError === undefined ? {} : { ledgerError: r.ledgerError }),
     ...(r.upstreamStatus === undefined ? {} : { upstreamStatus: r.upstreamStatus }),

@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { decide, type Decision } from '../diagnose/decision.js'
-import { investigate } from '../diagnose/investigate.js'
 import { clientKind, type MessageContext } from '../diagnose/message.js'
 import { newLookupStats } from '../oci/content-lookup.js'
 import { algorithmOf, digestOf } from '../oci/digest.js'
@@ -10,13 +9,14 @@ import { type IndexManifest, type Manifest, parseManifest } from '../oci/manifes
 import { isGenericContentType, isIndex, mediaTypeOf } from '../oci/media-type.js'
 import { readBounded } from '../upstream/bounded-body.js'
 import { MAX_MANIFEST_BYTES } from '../upstream/registry-client.js'
-import { walkIndex } from '../validate/walk.js'
+import { examine } from '../inspect/examine.js'
 import { clientOrigin } from './client-origin.js'
 import { sendRegistryError } from './error-mapper.js'
 import { policyResolver, type RepositoryPolicy } from './policy.js'
 import { BodyCopy, readRequestBody } from './request-body.js'
 import type { ManifestPutHandler, UpstreamResponseHandler } from './seam.js'
 import type { Services } from './services.js'
+import type { WalkLimits } from '../validate/walk.js'
 
 // PUT /v2/<name>/manifests/<ref>. A list or index is read (4 MiB at most), its whole graph
 // checked in <name>, and then either exactly the received bytes go upstream or the client
@@ -35,7 +35,7 @@ export interface DecisionRecord {
   readonly index: IndexManifest
   readonly repository: string
   readonly reference: string
-  readonly stats: { readonly children: number; readonly blobs: number; readonly upstreamRequests: number; readonly cacheHits: number }
+  readonly stats: { readonly children: number; readonly blobs: number; readonly upstreamRequests: number; readonly cacheHits: number; readonly cacheMisses: number }
   readonly latencyMs: number
   readonly ledgerError: string | undefined
   /** Set when the registry refused a list the proxy had passed, and the proxy checked again. */
@@ -45,6 +45,11 @@ export interface DecisionRecord {
 }
 
 export type DecisionListener = (request: FastifyRequest, record: DecisionRecord) => void
+
+export function walkLimits(config: Services['config']): WalkLimits {
+  const v = config.validation
+  return { maxDepth: v.maxDepth, maxDescriptors: v.maxDescriptors, concurrency: v.concurrency, timeoutMs: v.timeoutMs }
+}
 
 /** Most of a registry's error body read to see whether it contradicts the cache. */
 const MAX_UPSTREAM_ERROR_BYTES = 64 << 10
@@ -59,21 +64,14 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
     const stats = newLookupStats()
     const ctx = { authorization: request.headers.authorization, stats, fresh }
     const v = config.validation
-    const walk = await walkIndex({
+    const { walk, investigation: found } = await examine({
       repository,
       index,
       source: services.source,
-      limits: { maxDepth: v.maxDepth, maxDescriptors: v.maxDescriptors, concurrency: v.concurrency, timeoutMs: v.timeoutMs },
-      ctx,
-    })
-    const found = await investigate({
-      repository,
-      children: index.manifests,
-      walk,
       ledger: services.ledger,
-      prober: services.source,
-      ctx,
+      limits: walkLimits(config),
       candidatePatterns: v.candidateRepositories,
+      ctx,
     })
     const messageContext: MessageContext = {
       registryHost: clientOrigin(request, config.trustForwardedHeaders, tls).host,
@@ -94,7 +92,7 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
       index,
       repository,
       reference,
-      stats: { children: walk.stats.manifestsChecked, blobs: walk.stats.blobsChecked, upstreamRequests: stats.upstreamRequests, cacheHits: stats.cacheHits },
+      stats: { children: walk.stats.manifestsChecked, blobs: walk.stats.blobsChecked, upstreamRequests: stats.upstreamRequests, cacheHits: stats.cacheHits, cacheMisses: stats.cacheMisses },
       latencyMs: performance.now() - started,
       ledgerError: found.ledgerError,
       ...(fresh ? { recheck: true as const } : {}),

@@ -1,22 +1,30 @@
+import { readSecret } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { MemoryLedgerStore } from '../ledger/memory-store.js'
 import type { LedgerStore } from '../ledger/push-record.js'
+import { AuditFile } from '../observability/audit-file.js'
 import type { Logger } from '../observability/logger.js'
+import { Metrics } from '../observability/metrics.js'
+import { Webhook } from '../observability/webhook.js'
 import { CachedSource } from '../upstream/cached-source.js'
 import { ExistenceCache } from '../upstream/existence-cache.js'
 import { passthroughDispatcher, type Requestable } from '../upstream/passthrough-dispatcher.js'
 import { RegistryClient } from '../upstream/registry-client.js'
+import { DecisionRing } from './decisions.js'
 
 // Everything one proxy instance is made of, built once from the config.
 
 export interface Services {
   readonly config: Config
   readonly logger: Logger
+  readonly metrics: Metrics
   readonly client: RegistryClient
   readonly cache: ExistenceCache
   readonly source: CachedSource
   readonly ledger: LedgerStore
   readonly passthrough: Requestable
+  readonly decisions: DecisionRing
+  readonly audit: { readonly file: AuditFile | undefined; readonly webhook: Webhook | undefined }
 }
 
 export interface ServiceOverrides {
@@ -29,28 +37,50 @@ const PASSTHROUGH_CONNECTIONS = 128
 const LOOKUP_CONNECTIONS = 32
 
 export function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Services {
+  const metrics = new Metrics()
   const timeouts = {
     connectTimeoutMs: config.upstreamTimeouts.connectMs,
     headersTimeoutMs: config.upstreamTimeouts.headersMs,
     bodyTimeoutMs: config.upstreamTimeouts.bodyMs,
   }
-  const client = new RegistryClient({ origin: config.upstream, connections: LOOKUP_CONNECTIONS, ...timeouts })
+  const client = new RegistryClient({
+    origin: config.upstream,
+    connections: LOOKUP_CONNECTIONS,
+    ...timeouts,
+    onRequest: (kind, status) => metrics.upstreamLookups.inc({ kind, status: String(status) }),
+  })
   const cache = new ExistenceCache({
     ttlMs: config.cache.ttlSeconds * 1000,
     maxEntries: config.cache.maxEntries,
     maxManifestBytes: config.cache.maxManifestBytes,
   })
+  const a = config.audit
   return {
     config,
     logger,
+    metrics,
     client,
     cache,
     source: new CachedSource(client, cache),
     ledger: overrides.ledger ?? new MemoryLedgerStore(config.ledger.maxRecords),
     passthrough: passthroughDispatcher({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
+    decisions: new DecisionRing(config.admin.recentDecisions),
+    audit: {
+      file: a.file === undefined ? undefined : new AuditFile({ path: a.file, maxBytes: a.fileMaxBytes, keep: a.fileKeep, queueSize: a.queueSize }, metrics, logger),
+      webhook:
+        a.webhookUrl === undefined
+          ? undefined
+          : new Webhook(
+              { url: a.webhookUrl, token: readSecret(a.webhookToken, a.webhookTokenFile), timeoutMs: a.webhookTimeoutMs, retries: a.webhookRetries, queueSize: a.queueSize },
+              metrics,
+              logger,
+            ),
+    },
   }
 }
 
 export async function closeServices(services: Services): Promise<void> {
+  // Audit records already queued are delivered (or fail and are counted) before exit.
+  await Promise.allSettled([services.audit.file?.drained(), services.audit.webhook?.drained()])
   await Promise.allSettled([services.client.close(), services.passthrough.close(), services.ledger.close()])
 }

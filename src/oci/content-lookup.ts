@@ -31,6 +31,7 @@ export interface BlobContent {
 export interface LookupStats {
   upstreamRequests: number
   cacheHits: number
+  cacheMisses: number
   /** Upstream answers that were not 401/403: the client's credentials do read the repository. */
   authorizedAnswers: number
 }
@@ -42,8 +43,13 @@ export interface LookupContext {
   readonly stats?: LookupStats
   /** Ask the registry even when the cache knows: after the registry contradicted the cache. */
   readonly fresh?: boolean
+  /**
+   * The proxy's own credentials, for the admin check: when set, a 401 challenge is answered
+   * (Basic, or the token flow) instead of reported. Never set for client pushes.
+   */
+  readonly credentials?: { readonly username?: string; readonly password?: string }
 }
 
 export function newLookupStats(): LookupStats {
-  return { upstreamRequests: 0, cacheHits: 0, authorizedAnswers: 0 }
+  return { upstreamRequests: 0, cacheHits: 0, cacheMisses: 0, authorizedAnswers: 0 }
 }

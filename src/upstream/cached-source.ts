@@ -23,6 +23,7 @@ export class CachedSource {
       if (ctx.stats !== undefined) ctx.stats.cacheHits++
       return { status: 'found', value: { digest, mediaType: body.mediaType, size: body.raw.length, manifest: body } }
     }
+    if (ctx.stats !== undefined) ctx.stats.cacheMisses++
     const answer = await this.#client.manifest(repository, digest, ctx)
     if (answer.status === 'found') {
       this.#cache.rememberManifest(repository, digest, answer.value.mediaType, answer.value.size, answer.value.manifest)
@@ -38,6 +39,7 @@ export class CachedSource {
       if (ctx.stats !== undefined) ctx.stats.cacheHits++
       return { status: 'found', value: { size: known.size } }
     }
+    if (ctx.stats !== undefined) ctx.stats.cacheMisses++
     const answer = await this.#client.blob(repository, digest, ctx)
     if (answer.status === 'found') this.#cache.rememberBlob(repository, digest, answer.value.size)
     else if (answer.status === 'missing') this.#cache.forget(repository, digest)

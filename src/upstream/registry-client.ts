@@ -1,9 +1,11 @@
+import { LRUCache } from 'lru-cache'
 import { Pool, request as undiciRequest, type Dispatcher } from 'undici'
 import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
 import { type Digest, digestOf, isDigest } from '../oci/digest.js'
 import { parseManifest } from '../oci/manifest.js'
 import { MANIFEST_ACCEPT, mediaTypeOf } from '../oci/media-type.js'
 import { readBounded } from './bounded-body.js'
+import { TokenAuthorizer } from './token-auth.js'
 
 // The proxy's own requests to the registry: manifest and blob lookups for the walk, tag
 // resolution for the diagnosis, and the readiness ping. Every body is read to a bound or
@@ -32,6 +34,9 @@ export interface TagResolution {
 export class RegistryClient {
   readonly #pool: Pool
   readonly #onRequest: RegistryClientOptions['onRequest']
+  readonly #authorizer = new TokenAuthorizer()
+  // Answers to challenges, per repository and credentials, so a check asks the realm once.
+  readonly #authorized = new LRUCache<string, string>({ max: 1000, ttl: 50_000 })
 
   constructor(options: RegistryClientOptions) {
     this.#pool = new Pool(options.origin, {
@@ -139,6 +144,28 @@ export class RegistryClient {
     if ('statusCode' in res) await res.body.dump()
   }
 
+  /** Every tag of a repository, following `Link` pagination, at most `max`. */
+  async listTags(repository: string, ctx: LookupContext, max = 100_000): Promise<ContentLookup<string[]>> {
+    const tags: string[] = []
+    let path: string | undefined = `/v2/${repository}/tags/list?n=1000`
+    while (path !== undefined && tags.length < max) {
+      const res = await this.#request('tag', 'GET', path, ctx, {})
+      if (!('statusCode' in res)) return res
+      if (res.statusCode !== 200) return this.#unhappy(res)
+      const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
+      let page: { tags?: unknown }
+      try {
+        page = JSON.parse(body?.toString('utf8') ?? '{}') as { tags?: unknown }
+      } catch {
+        return { status: 'failed', reason: 'the registry sent a tag list that is not JSON' }
+      }
+      if (Array.isArray(page.tags)) tags.push(...page.tags.filter((t): t is string => typeof t === 'string'))
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '')?.[1]
+      path = next === undefined ? undefined : new URL(next, 'http://placeholder').pathname + new URL(next, 'http://placeholder').search
+    }
+    return { status: 'found', value: tags.slice(0, max) }
+  }
+
   /** GET /v2/: the registry answers (200, or 401 when it wants credentials). */
   async ping(signal: AbortSignal): Promise<{ ok: boolean; detail: string }> {
     const res = await this.#request('ping', 'GET', '/v2/', { authorization: undefined, signal }, {})
@@ -158,19 +185,24 @@ export class RegistryClient {
     ctx: LookupContext,
     headers: Record<string, string>,
   ): Promise<Dispatcher.ResponseData | { status: 'failed'; reason: string }> {
-    if (ctx.authorization !== undefined) headers['authorization'] = ctx.authorization
+    const authorization = ctx.authorization ?? this.#authorized.get(scopeKey(path, ctx))
+    if (authorization !== undefined) headers['authorization'] = authorization
     if (ctx.stats !== undefined) ctx.stats.upstreamRequests++
     try {
-      const res = await this.#pool.request({
-        method,
-        path,
-        headers,
-        signal: ctx.signal ?? null,
-        // undici closes the socket after every HEAD unless told otherwise; distribution
-        // sends no body with HEAD, so the connection is safe to reuse.
-        reset: false,
-      })
+      let res = await this.#send(method, path, headers, ctx)
       this.#onRequest?.(kind, res.statusCode)
+      if (res.statusCode === 401 && ctx.credentials !== undefined && ctx.authorization === undefined) {
+        // Acting on its own behalf (check): answer the challenge once, then retry.
+        const answer = await this.#authorizer.authorize(header(res.headers, 'www-authenticate'), ctx.credentials).catch(() => undefined)
+        await res.body.dump()
+        if (answer !== undefined) {
+          this.#authorized.set(scopeKey(path, ctx), answer)
+          res = await this.#send(method, path, { ...headers, authorization: answer }, ctx)
+          this.#onRequest?.(kind, res.statusCode)
+        } else {
+          res = await this.#send(method, path, headers, ctx)
+        }
+      }
       if (ctx.stats !== undefined && res.statusCode < 500 && res.statusCode !== 401 && res.statusCode !== 403 && res.statusCode !== 429) {
         ctx.stats.authorizedAnswers++
       }
@@ -181,12 +213,29 @@ export class RegistryClient {
     }
   }
 
+  #send(method: string, path: string, headers: Record<string, string>, ctx: LookupContext): Promise<Dispatcher.ResponseData> {
+    return this.#pool.request({
+      method: method as Dispatcher.HttpMethod,
+      path,
+      headers,
+      signal: ctx.signal ?? null,
+      // undici closes the socket after every HEAD unless told otherwise; distribution
+      // sends no body with HEAD, so the connection is safe to reuse.
+      reset: false,
+    })
+  }
+
   async #unhappy(res: Dispatcher.ResponseData): Promise<ContentLookup<never>> {
     await res.body.dump()
     if (res.statusCode === 404) return { status: 'missing' }
     if (res.statusCode === 401 || res.statusCode === 403) return { status: 'denied', httpStatus: res.statusCode }
     return { status: 'failed', reason: `the registry answered ${res.statusCode}` }
   }
+}
+
+function scopeKey(path: string, ctx: LookupContext): string {
+  const repository = /^\/v2\/(.+?)\/(?:manifests|blobs|tags)\//.exec(path)?.[1] ?? ''
+  return ctx.credentials === undefined ? '' : `${ctx.credentials.username ?? ''}@${repository}`
 }
 
 function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { loadConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
-import { buildApp, type AppOptions } from '../../src/http/app.js'
+import { buildApp, listen, type AppOptions } from '../../src/http/app.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { freePort, waitFor } from './tools.js'
 
@@ -29,6 +29,8 @@ export class LogSink {
 }
 
 export interface RunningProxy {
+  /** The admin listener (metrics, /_guard/v1), on a port of its own. */
+  readonly adminUrl: string
   readonly url: string
   readonly host: string
   readonly app: FastifyInstance
@@ -38,13 +40,28 @@ export interface RunningProxy {
 }
 
 export async function startProxy(upstream: string, values: Record<string, unknown> = {}, options: AppOptions = {}): Promise<RunningProxy> {
-  const config = loadConfig({ values: { upstream, listen: '127.0.0.1:0', logLevel: 'info', ...values } })
+  const config = loadConfig({ values: merge({ upstream, listen: '127.0.0.1:0', logLevel: 'info', admin: { listen: '127.0.0.1:0' } }, values) })
   const logs = new LogSink()
   const app = await buildApp(config, { logger: createLogger(config.logLevel, logs), ...options })
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  await listen(app, config)
   const port = (app.server.address() as AddressInfo).port
+  const adminPort = app.admin === null ? 0 : (app.admin.server.address() as AddressInfo).port
   const scheme = config.tls.cert === undefined ? 'http' : 'https'
-  return { url: `${scheme}://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, app, config, logs, close: () => app.close() }
+  return { url: `${scheme}://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, host: `127.0.0.1:${port}`, app, config, logs, close: () => app.close() }
+}
+
+/** Nested config values, the second winning. */
+export function merge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a }
+  for (const [k, v] of Object.entries(b)) {
+    const prior = out[k]
+    out[k] = isPlain(prior) && isPlain(v) ? merge(prior, v) : v
+  }
+  return out
+}
+
+function isPlain(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
 // This file runs from test/helpers (tap) or dist/test/helpers (compiled scripts).
@@ -52,6 +69,7 @@ const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/test/') ? '..
 export const CLI = `${ROOT}dist/src/cli.js`
 
 export interface ProxyProcess {
+  readonly adminUrl: string
   readonly url: string
   readonly host: string
   readonly child: ChildProcess
@@ -64,7 +82,8 @@ export interface ProxyProcess {
 /** Runs the built CLI (`npm run build` first; `npm test` does). */
 export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}): Promise<ProxyProcess> {
   const port = await freePort()
-  const child = spawn(process.execPath, [CLI, '--listen', `127.0.0.1:${port}`, ...args], {
+  const adminPort = await freePort()
+  const child = spawn(process.execPath, [CLI, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -79,6 +98,7 @@ export async function spawnProxy(args: readonly string[], env: Record<string, st
   }, 15_000, 'the proxy to start')
   return {
     url,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
     host: `127.0.0.1:${port}`,
     child,
     output: () => out,

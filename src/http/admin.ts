@@ -1,0 +1,79 @@
+import { timingSafeEqual } from 'node:crypto'
+import Fastify, { type FastifyInstance, LogController } from 'fastify'
+import { readSecret } from '../config/load.js'
+import { checkList } from '../inspect/check-list.js'
+import { RegistryError } from '../oci/error-code.js'
+import { isRepositoryName, parseReference } from '../oci/reference.js'
+import { installErrorMapper, sendRegistryError } from './error-mapper.js'
+import { walkLimits } from './list-push.js'
+import type { Services } from './services.js'
+
+// The admin listener, never the proxy port: /metrics for Prometheus, and the /_guard/v1 API
+// (recent decisions, checks of lists already in the registry, registry notifications),
+// behind a bearer token when one is configured.
+
+export const ADMIN_PREFIX = '/_guard/v1'
+
+export async function buildAdminApp(services: Services): Promise<FastifyInstance> {
+  const { config } = services
+  const app = Fastify({ loggerInstance: services.logger.child({ listener: 'admin' }), logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance
+  installErrorMapper(app)
+  const token = readSecret(config.admin.token, config.admin.tokenFile)
+
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', services.metrics.registry.contentType)
+    return services.metrics.registry.metrics()
+  })
+
+  await app.register(
+    async (api) => {
+      api.addHook('onRequest', async (request, reply) => {
+        if (token === undefined) return
+        const given = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
+        if (!sameSecret(given, token)) {
+          reply.header('www-authenticate', 'Bearer realm="manifest-guard admin"')
+          return sendRegistryError(reply, RegistryError.of('UNAUTHORIZED', 'manifest-guard admin API: a valid bearer token is required'))
+        }
+      })
+
+      api.get('/decisions', async (request) => {
+        const q = request.query as Record<string, string | undefined>
+        const limit = Math.min(Math.max(Number(q['limit'] ?? 100) || 100, 1), 10_000)
+        return { decisions: services.decisions.list({ ...(q['repository'] === undefined ? {} : { repository: q['repository'] }), ...(q['result'] === undefined ? {} : { result: q['result'] }), limit }) }
+      })
+
+      // GET /_guard/v1/check/<name>/<tag or digest>: the push-time check of a list already there.
+      api.get('/check/*', async (request, reply) => {
+        const rest = (request.params as { '*': string })['*']
+        const slash = rest.lastIndexOf('/')
+        const repository = rest.slice(0, slash)
+        const reference = rest.slice(slash + 1)
+        if (slash === -1 || !isRepositoryName(repository) || parseReference(reference) === undefined) {
+          return sendRegistryError(reply, RegistryError.of('NAME_INVALID', `expected ${ADMIN_PREFIX}/check/<name>/<tag or digest>, got ${rest}`))
+        }
+        const password = readSecret(config.lookupCredentials.password, config.lookupCredentials.passwordFile)
+        const credentials = config.lookupCredentials.username === undefined ? {} : { username: config.lookupCredentials.username, password: password ?? '' }
+        const result = await checkList({
+          source: services.source,
+          ledger: services.ledger,
+          repository,
+          reference,
+          limits: walkLimits(config),
+          candidatePatterns: config.validation.candidateRepositories,
+          // Fresh: a check exists to find what changed behind the cache's back.
+          ctx: { authorization: undefined, credentials, fresh: true },
+          registryHost: new URL(config.upstream).host,
+        })
+        return reply.code(result.status === 'unchecked' ? 502 : 200).send(result)
+      })
+    },
+    { prefix: ADMIN_PREFIX },
+  )
+  return app
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}

@@ -1,0 +1,64 @@
+import { request } from 'undici'
+
+// The registry token flow (distribution token auth spec): on a 401 with
+// `WWW-Authenticate: Bearer realm=…,service=…,scope=…`, ask the realm for a token with the
+// configured credentials (or anonymously) and retry. Used only where the proxy acts on its
+// own behalf (`check`, the admin check endpoint), never for client pushes, which carry the
+// client's own token.
+
+export interface Credentials {
+  readonly username?: string
+  readonly password?: string
+}
+
+export interface Challenge {
+  readonly scheme: string
+  readonly params: Readonly<Record<string, string>>
+}
+
+/** Parses one challenge (`Bearer realm="…",service="…"`). */
+export function parseChallenge(header: string | undefined): Challenge | undefined {
+  if (header === undefined) return undefined
+  const m = /^\s*([A-Za-z]+)\s*(.*)$/.exec(header)
+  if (m === null) return undefined
+  const params: Record<string, string> = {}
+  for (const p of (m[2] ?? '').matchAll(/([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) {
+    params[(p[1] as string).toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1')
+  }
+  return { scheme: (m[1] as string).toLowerCase(), params }
+}
+
+const TOKEN_TIMEOUT_MS = 15_000
+/** Tokens without expires_in: the spec's default lifetime is 60 s. */
+const DEFAULT_TOKEN_SECONDS = 60
+
+export class TokenAuthorizer {
+  readonly #tokens = new Map<string, { value: string; until: number }>()
+
+  /** An Authorization value answering `challenge`, or undefined if it cannot be answered. */
+  async authorize(challengeHeader: string | undefined, credentials: Credentials): Promise<string | undefined> {
+    const challenge = parseChallenge(challengeHeader)
+    const basic = credentials.username === undefined ? undefined : `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`
+    if (challenge?.scheme === 'basic') return basic
+    if (challenge?.scheme !== 'bearer' || challenge.params['realm'] === undefined) return undefined
+    const key = JSON.stringify([challenge.params, credentials.username])
+    const cached = this.#tokens.get(key)
+    if (cached !== undefined && cached.until > Date.now()) return cached.value
+    const url = new URL(challenge.params['realm'])
+    for (const name of ['service', 'scope']) {
+      const v = challenge.params[name]
+      if (v !== undefined) url.searchParams.set(name, v)
+    }
+    const res = await request(url, {
+      headers: basic === undefined ? {} : { authorization: basic },
+      headersTimeout: TOKEN_TIMEOUT_MS,
+      bodyTimeout: TOKEN_TIMEOUT_MS,
+    })
+    const body = (await res.body.json().catch(() => ({}))) as { token?: string; access_token?: string; expires_in?: number }
+    const token = body.token ?? body.access_token
+    if (res.statusCode !== 200 || token === undefined) return undefined
+    const value = `Bearer ${token}`
+    this.#tokens.set(key, { value, until: Date.now() + Math.max(0, (body.expires_in ?? DEFAULT_TOKEN_SECONDS) - 5) * 1000 })
+    return value
+  }
+}
