@@ -126,6 +126,8 @@ function checkCrossField(config: Config): void {
     ['admin.tokenFile', config.admin.tokenFile],
     ['audit.webhookTokenFile', config.audit.webhookTokenFile],
     ['lookupCredentials.passwordFile', config.lookupCredentials.passwordFile],
+    ['ledger.redisPasswordFile', config.ledger.redisPasswordFile],
+    ['registryEvents.tokenFile', config.registryEvents.tokenFile],
   ]
   for (const [key, path] of files) {
     if (path === undefined) continue
@@ -134,6 +136,12 @@ function checkCrossField(config: Config): void {
     } catch (err) {
       throw new ConfigError(`invalid config: ${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
     }
+  }
+  if (config.ledger.store === 'redis' && config.ledger.redisUrl === undefined) {
+    throw new ConfigError('invalid config: ledger.redisUrl: required when ledger.store is redis')
+  }
+  if (config.ledger.redisUrl !== undefined && !/^rediss?:\/\/[^/\s@]+(\/\d+)?$/.test(config.ledger.redisUrl)) {
+    throw new ConfigError('invalid config: ledger.redisUrl: expected redis://HOST:PORT[/DB] or rediss://… (the password goes in ledger.redisPassword)')
   }
   if (config.admin.enabled && config.admin.listen.host === config.listen.host && config.admin.listen.port === config.listen.port && config.listen.port !== 0) {
     throw new ConfigError('invalid config: admin.listen: must differ from listen (the admin API is never on the proxy port)')

@@ -54,7 +54,19 @@ export interface Config {
     readonly maxManifestBytes: number
   }
   readonly ledger: {
+    readonly store: 'memory' | 'redis'
     readonly maxRecords: number
+    readonly redisUrl: string | undefined
+    readonly redisPassword: string | undefined
+    readonly redisPasswordFile: string | undefined
+    readonly redisKeyPrefix: string
+    readonly redisTimeoutMs: number
+    readonly ttlSeconds: number
+    readonly maxTagsPerRepository: number
+  }
+  readonly registryEvents: {
+    readonly token: string | undefined
+    readonly tokenFile: string | undefined
   }
   readonly admin: {
     readonly enabled: boolean
@@ -150,7 +162,17 @@ export const FIELDS: readonly Field[] = [
   field('cache.ttlSeconds', integer(0, 86_400), 300, 'How long "repository holds digest" is believed (deletions happen; 0 disables).'),
   field('cache.maxEntries', integer(0, 10_000_000), 100_000, 'Most repository+digest entries remembered.'),
   field('cache.maxManifestBytes', integer(0, 1 << 30), 64 << 20, 'Bytes of manifest bodies remembered, so children pushed through the proxy need no GET.'),
+  field('ledger.store', oneOf(['memory', 'redis'] as const), 'memory', 'Where push records live: this process, or Redis shared by every replica.'),
   field('ledger.maxRecords', integer(1, 10_000_000), 200_000, 'Push records kept in memory (oldest dropped first).'),
+  field('ledger.redisUrl', optionalText, undefined, 'redis://HOST:PORT/DB of the shared ledger (ledger.store: redis).'),
+  secret('ledger.redisPassword', 'Redis password.'),
+  field('ledger.redisPasswordFile', optionalPath, undefined, 'File holding ledger.redisPassword.'),
+  field('ledger.redisKeyPrefix', text, 'manifest-guard:', 'Prefix of every Redis key.'),
+  field('ledger.redisTimeoutMs', integer(10, 60_000), 500, 'Longest a Redis command may take; the push path never waits longer.'),
+  field('ledger.ttlSeconds', integer(60, 10 * 365 * 86_400), 30 * 86_400, 'How long a push record is kept in Redis.'),
+  field('ledger.maxTagsPerRepository', integer(1, 10_000_000), 10_000, 'Tags with history kept per repository in Redis (oldest dropped).'),
+  secret('registryEvents.token', "Bearer token the registry's notifications must carry (POST /_guard/v1/events is off until set)."),
+  field('registryEvents.tokenFile', optionalPath, undefined, 'File holding registryEvents.token.'),
   field('admin.enabled', boolean, true, 'Serve /metrics and the /_guard/v1 API on admin.listen.'),
   field('admin.listen', hostPort, '127.0.0.1:9464', 'Address of the admin listener (never the proxy port).'),
   secret('admin.token', 'Bearer token the /_guard/v1 API requires (/metrics stays open for scrapers).'),

@@ -6,6 +6,7 @@ import { RegistryError } from '../oci/error-code.js'
 import { isRepositoryName, parseReference } from '../oci/reference.js'
 import { installErrorMapper, sendRegistryError } from './error-mapper.js'
 import { walkLimits } from './list-push.js'
+import { registerRegistryEvents } from './registry-events.js'
 import type { Services } from './services.js'
 
 // The admin listener, never the proxy port: /metrics for Prometheus, and the /_guard/v1 API
@@ -19,6 +20,8 @@ export async function buildAdminApp(services: Services): Promise<FastifyInstance
   const app = Fastify({ loggerInstance: services.logger.child({ listener: 'admin' }), logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance
   installErrorMapper(app)
   const token = readSecret(config.admin.token, config.admin.tokenFile)
+
+  registerRegistryEvents(app, services, `${ADMIN_PREFIX}/events`)
 
   app.get('/metrics', async (_request, reply) => {
     reply.header('content-type', services.metrics.registry.contentType)

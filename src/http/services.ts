@@ -1,6 +1,7 @@
 import { readSecret } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { MemoryLedgerStore } from '../ledger/memory-store.js'
+import { RedisLedgerStore } from '../ledger/redis-store.js'
 import type { LedgerStore } from '../ledger/push-record.js'
 import { AuditFile } from '../observability/audit-file.js'
 import type { Logger } from '../observability/logger.js'
@@ -62,7 +63,7 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     client,
     cache,
     source: new CachedSource(client, cache),
-    ledger: overrides.ledger ?? new MemoryLedgerStore(config.ledger.maxRecords),
+    ledger: countingErrors(overrides.ledger ?? createLedger(config), metrics),
     passthrough: passthroughDispatcher({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     decisions: new DecisionRing(config.admin.recentDecisions),
     audit: {
@@ -76,6 +77,34 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
               logger,
             ),
     },
+  }
+}
+
+function createLedger(config: Config): LedgerStore {
+  const l = config.ledger
+  if (l.store === 'memory') return new MemoryLedgerStore(l.maxRecords)
+  return new RedisLedgerStore({
+    url: l.redisUrl as string,
+    password: readSecret(l.redisPassword, l.redisPasswordFile),
+    keyPrefix: l.redisKeyPrefix,
+    ttlSeconds: l.ttlSeconds,
+    maxTagsPerRepository: l.maxTagsPerRepository,
+    commandTimeoutMs: l.redisTimeoutMs,
+  })
+}
+
+/** Counts ledger failures in the metrics; callers still see (and survive) each error. */
+function countingErrors(store: LedgerStore, metrics: Metrics): LedgerStore {
+  const counted = <T>(operation: string, run: () => Promise<T>): Promise<T> =>
+    run().catch((err: unknown) => {
+      metrics.ledgerErrors.inc({ operation })
+      throw err
+    })
+  return {
+    record: (r) => counted('record', () => store.record(r)),
+    pushesOf: (d) => counted('read', () => store.pushesOf(d)),
+    tagHistory: (repo, tag) => counted('read', () => store.tagHistory(repo, tag)),
+    close: () => store.close(),
   }
 }
 

@@ -31,7 +31,11 @@ export class MemoryLedgerStore implements LedgerStore {
 }
 
 function prepend(index: LRUCache<string, PushRecord[]>, key: string, record: PushRecord): void {
-  const list = [record, ...(index.get(key) ?? [])]
+  const prior = index.get(key) ?? []
+  const newest = prior[0]
+  // A repeat of the newest record (a registry event for a push the proxy saw) adds nothing.
+  if (newest !== undefined && newest.repository === record.repository && newest.tag === record.tag && newest.digest === record.digest) return
+  const list = [record, ...prior]
   list.sort((a, b) => b.at - a.at)
   // Re-set so the cache recounts the size of the grown list.
   index.set(key, list.slice(0, HISTORY_PER_KEY))

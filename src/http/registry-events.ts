@@ -1,0 +1,83 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { readSecret } from '../config/load.js'
+import { isDigest } from '../oci/digest.js'
+import { RegistryError } from '../oci/error-code.js'
+import { isManifest } from '../oci/media-type.js'
+import { isRepositoryName, isTag } from '../oci/reference.js'
+import { sendRegistryError } from './error-mapper.js'
+import type { Services } from './services.js'
+
+// POST /_guard/v1/events: CNCF distribution's notifications (configuration `notifications:
+// endpoints:`), so pushes that bypass the proxy (internal CI pushing straight to the
+// registry) still feed the ledger and the cache. Off until registryEvents.token is set; the
+// registry sends it as `Authorization: Bearer …` (the endpoint's `headers`).
+
+export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json'
+/** distribution batches events; a batch is small, but bounded all the same. */
+const MAX_EVENTS_BYTES = 4 << 20
+
+interface RegistryEvent {
+  readonly action?: unknown
+  readonly timestamp?: unknown
+  readonly target?: { readonly mediaType?: unknown; readonly digest?: unknown; readonly repository?: unknown; readonly tag?: unknown; readonly size?: unknown; readonly length?: unknown }
+  readonly actor?: { readonly name?: unknown }
+}
+
+export function registerRegistryEvents(app: FastifyInstance, services: Services, path: string): void {
+  const token = readSecret(services.config.registryEvents.token, services.config.registryEvents.tokenFile)
+  if (token === undefined) return
+  const expected = Buffer.from(`Bearer ${token}`)
+  const { metrics, ledger, cache, logger } = services
+
+  app.register(async (scope) => {
+    scope.addContentTypeParser([EVENTS_MEDIA_TYPE, 'application/json'], { parseAs: 'string', bodyLimit: MAX_EVENTS_BYTES }, (_req, body, done) => {
+      try {
+        done(null, JSON.parse(body as string))
+      } catch {
+        done(RegistryError.of('UNSUPPORTED', 'the notification body is not JSON'), undefined)
+      }
+    })
+    scope.post(path, async (request, reply) => {
+      const given = Buffer.from(request.headers.authorization ?? '')
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        metrics.registryEvents.inc({ outcome: 'rejected' })
+        return sendRegistryError(reply, RegistryError.of('UNAUTHORIZED', 'registry notifications need the shared token'))
+      }
+      const events = (request.body as { events?: unknown } | undefined)?.events
+      if (!Array.isArray(events)) return sendRegistryError(reply, RegistryError.of('UNSUPPORTED', 'expected {"events": [...]}'))
+      let recorded = 0
+      for (const e of events as RegistryEvent[]) {
+        const t = e.target
+        const repository = t?.repository
+        const digest = t?.digest
+        if (typeof repository !== 'string' || !isRepositoryName(repository) || !isDigest(digest)) {
+          metrics.registryEvents.inc({ outcome: 'ignored' })
+          continue
+        }
+        const size = typeof t?.size === 'number' ? t.size : typeof t?.length === 'number' ? t.length : undefined
+        const mediaType = typeof t?.mediaType === 'string' ? t.mediaType : undefined
+        if (e.action === 'push' && isManifest(mediaType)) {
+          const at = typeof e.timestamp === 'string' && !Number.isNaN(Date.parse(e.timestamp)) ? Date.parse(e.timestamp) : Date.now()
+          const tag = typeof t?.tag === 'string' && isTag(t.tag) ? t.tag : undefined
+          const actor = typeof e.actor?.name === 'string' && e.actor.name !== '' ? e.actor.name : undefined
+          cache.rememberManifest(repository, digest, mediaType, size)
+          await ledger.record({ repository, tag, digest, mediaType, at, identity: actor, source: 'registry-event' }).catch((err: unknown) => {
+            logger.warn({ err, repository, digest }, 'ledger write for a registry event failed')
+          })
+          recorded++
+          metrics.registryEvents.inc({ outcome: 'recorded' })
+        } else if (e.action === 'push' || e.action === 'mount') {
+          cache.rememberBlob(repository, digest, size)
+          metrics.registryEvents.inc({ outcome: 'recorded' })
+        } else if (e.action === 'delete') {
+          cache.forget(repository, digest)
+          metrics.registryEvents.inc({ outcome: 'recorded' })
+        } else {
+          metrics.registryEvents.inc({ outcome: 'ignored' })
+        }
+      }
+      return { received: events.length, recordedManifests: recorded }
+    })
+  })
+}

@@ -1,0 +1,43 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { connect } from 'node:net'
+import { freePort, requireTool, waitFor } from './tools.js'
+
+// A real redis-server (Debian's), on a free loopback port, nothing persisted.
+
+export interface RedisServer {
+  readonly url: string
+  readonly port: number
+  stop(): Promise<void>
+}
+
+export async function startRedis(): Promise<RedisServer> {
+  requireTool('redis-server', 'apt-get install -y redis-server')
+  const port = await freePort()
+  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes'], {
+    stdio: 'ignore',
+  })
+  await waitFor(
+    () =>
+      new Promise((resolve) => {
+        const socket = connect(port, '127.0.0.1')
+        socket.once('connect', () => {
+          socket.destroy()
+          resolve(true)
+        })
+        socket.once('error', () => resolve(false))
+      }),
+    10_000,
+    'redis-server',
+  )
+  return {
+    url: `redis://127.0.0.1:${port}/0`,
+    port,
+    async stop() {
+      if (child.exitCode !== null) return
+      const gone = new Promise((r) => child.once('exit', r))
+      child.kill('SIGTERM')
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))])
+      if (child.exitCode === null) child.kill('SIGKILL')
+    },
+  }
+}
