@@ -27,8 +27,9 @@ export class RedisLedgerStore implements LedgerStore {
       ...(options.password === undefined ? {} : { password: options.password }),
       keyPrefix: options.keyPrefix,
       lazyConnect: false,
-      // Fail fast instead of queueing while Redis is away: the push path must not wait.
-      enableOfflineQueue: false,
+      // Commands issued while (re)connecting wait in the queue, but never longer than
+      // commandTimeout: with Redis away every call fails within that bound.
+      enableOfflineQueue: true,
       maxRetriesPerRequest: 1,
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: options.commandTimeoutMs * 4,
