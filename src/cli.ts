@@ -2,6 +2,7 @@
 import { readStdinSync, runCheck } from './check-command.js'
 import { ConfigError, loadConfig } from './config/load.js'
 import { usage } from './config/usage.js'
+import { runHealthcheck } from './healthcheck-command.js'
 import { buildApp, listen } from './http/app.js'
 
 // The only process entry: load config, build the app, listen, close gracefully.
@@ -10,6 +11,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'check') {
     return runCheck(argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env, readStdin: readStdinSync })
   }
+  if (argv[0] === 'healthcheck') return runHealthcheck(argv.slice(1), process.env)
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(usage())
     return 0

@@ -1,0 +1,29 @@
+# manifest-guard container image.
+#   docker build -t manifest-guard .
+#   docker run -p 5000:5000 -e MANIFEST_GUARD_UPSTREAM=https://registry.internal manifest-guard
+# Listens on 0.0.0.0:5000 (proxy) and 0.0.0.0:9464 (metrics, /_guard/v1). Every setting can
+# come from MANIFEST_GUARD_* variables or the config file at MANIFEST_GUARD_CONFIG.
+
+FROM node:22-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json tsconfig.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY src ./src
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund
+
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production \
+    MANIFEST_GUARD_LISTEN=0.0.0.0:5000 \
+    MANIFEST_GUARD_ADMIN_LISTEN=0.0.0.0:9464 \
+    MANIFEST_GUARD_CONFIG=/etc/manifest-guard/manifest-guard.yaml
+WORKDIR /app
+COPY --from=build /src/package.json ./package.json
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist/src ./dist/src
+COPY config/manifest-guard.yaml /etc/manifest-guard/manifest-guard.yaml
+# The image's unprivileged user; nothing is written at run time, so the root filesystem can
+# be read-only (the audit file, if any, goes to a mounted volume).
+USER node
+EXPOSE 5000 9464
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10s --retries=3 CMD ["node", "dist/src/cli.js", "healthcheck"]
+ENTRYPOINT ["node", "dist/src/cli.js"]

@@ -1,0 +1,71 @@
+{{- define "manifest-guard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "manifest-guard.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "manifest-guard.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "manifest-guard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "manifest-guard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "manifest-guard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "manifest-guard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "manifest-guard.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The port of a HOST:PORT listen address. */}}
+{{- define "manifest-guard.port" -}}
+{{- splitList ":" . | last -}}
+{{- end -}}
+
+{{/* Where each referenced Secret is mounted, and the config key its file goes to. */}}
+{{- define "manifest-guard.secretMounts" -}}
+adminToken: { dir: /etc/manifest-guard/secrets/admin, section: admin, key: tokenFile }
+webhookToken: { dir: /etc/manifest-guard/secrets/webhook, section: audit, key: webhookTokenFile }
+lookupPassword: { dir: /etc/manifest-guard/secrets/lookup, section: lookupCredentials, key: passwordFile }
+redisPassword: { dir: /etc/manifest-guard/secrets/redis, section: ledger, key: redisPasswordFile }
+registryEventsToken: { dir: /etc/manifest-guard/secrets/events, section: registryEvents, key: tokenFile }
+{{- end -}}
+
+{{/* The config file: the values' config, with the files of referenced Secrets filled in. */}}
+{{- define "manifest-guard.config" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $mounts := include "manifest-guard.secretMounts" . | fromYaml -}}
+{{- range $name, $m := $mounts -}}
+{{- $ref := index $.Values.secrets $name -}}
+{{- if $ref.secretName -}}
+{{- $_ := set (index $cfg $m.section) $m.key (printf "%s/%s" $m.dir $ref.key) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.secrets.tls.secretName -}}
+{{- $_ := set $cfg.tls "cert" "/etc/manifest-guard/tls/tls.crt" -}}
+{{- $_ := set $cfg.tls "key" "/etc/manifest-guard/tls/tls.key" -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{- define "manifest-guard.scheme" -}}
+{{- if or .Values.secrets.tls.secretName .Values.config.tls.cert -}}HTTPS{{- else -}}HTTP{{- end -}}
+{{- end -}}

@@ -1,0 +1,29 @@
+import { envName, flagName } from './load.js'
+import { FIELDS } from './schema.js'
+
+// config/README.md, generated from the settings table (npm run docs); a test fails when the
+// committed file and the table differ, so the reference cannot drift.
+
+export function configReference(): string {
+  const lines = [
+    '# manifest-guard configuration reference',
+    '',
+    '<!-- Generated from src/config/schema.ts by `npm run docs`. Do not edit by hand. -->',
+    '',
+    'Every setting comes from its flag, else its environment variable, else the config file',
+    '(YAML or JSON, named by `--config FILE` or `MANIFEST_GUARD_CONFIG`), else its default.',
+    'A bad value stops the process with one line naming the key. Secrets are never echoed; give',
+    'them as files (`…File` keys) in production. `manifest-guard.yaml` beside this file is a',
+    'commented example.',
+    '',
+    '| key | type | default | flag | environment | meaning |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ]
+  for (const f of FIELDS) {
+    const def = f.default === undefined ? 'unset' : `\`${Array.isArray(f.default) ? f.default.join(',') : String(f.default)}\``
+    const flag = f.fileOnly === true ? '(file only)' : `\`--${flagName(f.key)}\``
+    const env = f.fileOnly === true ? '' : `\`${envName(f.key)}\``
+    lines.push(`| \`${f.key}\` | ${f.type.describe.replaceAll('|', '\\|')} | ${def} | ${flag} | ${env} | ${f.doc.replaceAll('|', '\\|')}${f.secret === true ? ' (secret)' : ''} |`)
+  }
+  return `${lines.join('\n')}\n`
+}
