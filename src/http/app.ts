@@ -1,17 +1,21 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Config } from '../config/schema.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { installErrorMapper, rawPathRefusal } from './error-mapper.js'
 import { registerHealth } from './health.js'
 import { registerPassthrough } from './passthrough.js'
-import { Metrics } from '../observability/metrics.js'
 import { buildAdminApp } from './admin.js'
 import { decisionRecorder } from './decisions.js'
 import { createListPushHandler } from './list-push.js'
 import { createSeam } from './seam.js'
-import { installTrafficObserver } from './traffic-observer.js'
+import { createResponseObserver } from './traffic-observer.js'
+import { createFastLane } from './fast-lane.js'
+import { createForwarder, forwarded } from './forwarder.js'
+import { countRequest } from './request-metrics.js'
 import { closeServices, createServices, type ServiceOverrides, type Services } from './services.js'
 
 // Builds the proxy; never listens, so tests build, inject and tear down.
@@ -28,40 +32,55 @@ export interface AppOptions extends ServiceOverrides {
   readonly logger?: Logger
 }
 
-/** Short ids people can quote from an error message. */
-const requestId = (): string => randomBytes(6).toString('hex')
+/**
+ * Short ids people can quote from an error message: a random prefix per process (so replicas
+ * differ) and a counter. A random id per request showed in the profile as sync crypto work.
+ */
+function requestIds(): () => string {
+  const prefix = randomBytes(3).toString('hex')
+  let next = 0
+  return () => prefix + (next++ & 0xffffff).toString(16).padStart(6, '0')
+}
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? createLogger(config.logLevel)
   const tls = config.tls.cert !== undefined && config.tls.key !== undefined ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : null
+  const services = createServices(config, logger, options)
+  const forward = createForwarder(services, createResponseObserver(services))
+  const nextId = requestIds()
+  const lane = createFastLane(forward, logger, nextId)
   const app = Fastify({
     loggerInstance: logger,
     // Per-request lines would double the registry's own access log; decisions are logged.
     logController: new LogController({ disableRequestLogging: true }),
-    genReqId: requestId,
+    genReqId: nextId,
     // Client-supplied ids are not trusted into logs.
     requestIdHeader: false,
-    // Blob uploads run for as long as they run; idle sockets are timed out by Node.
-    requestTimeout: 0,
-    keepAliveTimeout: 65_000,
     forceCloseConnections: 'idle',
-    https: tls,
+    // Reads take the fast lane; everything else, fastify's routing.
+    serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
+      const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+        if (!lane(req, res)) handler(req, res)
+      }
+      // Blob uploads run for as long as they run; idle sockets are timed out by Node.
+      const server = tls === null ? createHttpServer({ requestTimeout: 0 }, onRequest) : createHttpsServer({ ...tls, requestTimeout: 0 }, onRequest)
+      server.keepAliveTimeout = 65_000
+      return server
+    },
     routerOptions: {
       onBadUrl: rawPathRefusal('the request path is not validly percent-encoded'),
       onMaxParamLength: rawPathRefusal('the request path is too long'),
       maxParamLength: 1024,
     },
   } as Parameters<typeof Fastify>[0]) as unknown as FastifyInstance
-  const services = createServices(config, logger, options)
   app.decorate('guard', services)
   app.decorateRequest('registryPath', null)
   app.decorateRequest('pushedManifest', null)
   installErrorMapper(app)
-  installTrafficObserver(app, services)
   registerHealth(app, services)
   installRequestMetrics(app, services)
   const listPush = createListPushHandler(services, decisionRecorder(services))
-  await registerPassthrough(app, services, createSeam(services, listPush))
+  await registerPassthrough(app, services, createSeam(services, forward, listPush))
   const admin = config.admin.enabled ? await buildAdminApp(services) : null
   app.decorate('admin', admin)
   app.addHook('onClose', async () => {
@@ -77,20 +96,10 @@ export async function listen(app: FastifyInstance, config: Config): Promise<void
   if (app.admin !== null) await app.admin.listen({ host: config.admin.listen.host, port: config.admin.listen.port })
 }
 
-/** Requests by method and status class, and bytes each way, counted per socket. */
+/** Answers of the app's own on the proxy port (refusals, errors); forwarded ones count themselves. */
 function installRequestMetrics(app: FastifyInstance, services: Services): void {
-  const { metrics } = services
-  const seen = new WeakMap<object, { read: number; written: number }>()
   app.addHook('onResponse', (request, reply, done) => {
-    if (request.registryPath !== null) metrics.proxiedRequests.inc({ method: request.method, status_class: Metrics.statusClass(reply.statusCode) })
-    const socket = request.raw.socket
-    if (socket !== null) {
-      const before = seen.get(socket) ?? { read: 0, written: 0 }
-      const now = { read: socket.bytesRead, written: socket.bytesWritten }
-      metrics.proxiedBytes.inc({ direction: 'in' }, Math.max(0, now.read - before.read))
-      metrics.proxiedBytes.inc({ direction: 'out' }, Math.max(0, now.written - before.written))
-      seen.set(socket, now)
-    }
+    if (request.registryPath !== null && !forwarded.has(reply.raw)) countRequest(services.metrics, request.method, reply.statusCode, request.raw.socket)
     done()
   })
 }

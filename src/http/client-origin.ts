@@ -1,4 +1,4 @@
-import type { FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 
 // The origin the client used to reach the proxy: what Location headers and fix commands
 // must name. Forwarded headers are believed only when configured (behind an ingress);
@@ -9,7 +9,7 @@ export interface ClientOrigin {
   readonly host: string
 }
 
-export function clientOrigin(request: FastifyRequest, trustForwarded: boolean, tls: boolean): ClientOrigin {
+export function clientOrigin(request: { readonly headers: IncomingHttpHeaders }, trustForwarded: boolean, tls: boolean): ClientOrigin {
   const headers = request.headers
   let proto: 'http' | 'https' = tls ? 'https' : 'http'
   let host = headers.host ?? ''

@@ -7,14 +7,15 @@ import { algorithmOf, digestOf } from '../oci/digest.js'
 import { RegistryError } from '../oci/error-code.js'
 import { type IndexManifest, type Manifest, parseManifest } from '../oci/manifest.js'
 import { isGenericContentType, isIndex, mediaTypeOf } from '../oci/media-type.js'
-import { readBounded } from '../upstream/bounded-body.js'
 import { MAX_MANIFEST_BYTES } from '../upstream/registry-client.js'
 import { examine } from '../inspect/examine.js'
 import { clientOrigin } from './client-origin.js'
 import { sendRegistryError } from './error-mapper.js'
 import { policyResolver, type RepositoryPolicy } from './policy.js'
 import { BodyCopy, readRequestBody } from './request-body.js'
-import type { ManifestPutHandler, UpstreamResponseHandler } from './seam.js'
+import type { Exchange } from './exchange.js'
+import type { ResponseInterceptor } from './forwarder.js'
+import type { ManifestPutHandler } from './seam.js'
 import type { Services } from './services.js'
 import type { WalkLimits } from '../validate/walk.js'
 
@@ -25,8 +26,7 @@ import type { WalkLimits } from '../validate/walk.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The manifest a PUT carried, for the traffic observer to remember once the registry took it. */
-    pushedManifest: { readonly copy: () => Buffer | undefined; readonly parsed?: Manifest } | null
+    pushedManifest: Exchange['pushedManifest']
   }
 }
 
@@ -50,9 +50,6 @@ export function walkLimits(config: Services['config']): WalkLimits {
   const v = config.validation
   return { maxDepth: v.maxDepth, maxDescriptors: v.maxDescriptors, concurrency: v.concurrency, timeoutMs: v.timeoutMs }
 }
-
-/** Most of a registry's error body read to see whether it contradicts the cache. */
-const MAX_UPSTREAM_ERROR_BYTES = 64 << 10
 
 export function createListPushHandler(services: Services, onDecision: DecisionListener): ManifestPutHandler {
   const { config } = services
@@ -145,32 +142,21 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
   }
 
   /**
-   * Writes the decision record once the registry answered. And the safety net for a stale cache: if the registry refuses a list the proxy passed because
-   * a child is unknown (something was deleted behind the cache's back), look again without the
-   * cache and explain it, rather than hand the client the bare registry error.
+   * Writes the decision record once the registry answered. And the safety net for a stale cache:
+   * if the registry refuses a list the proxy passed because a child is unknown (something was
+   * deleted behind the cache's back), look again without the cache and explain it, rather
+   * than hand the client the bare registry error.
    */
-  function afterUpstream(request: FastifyRequest, record: DecisionRecord, policy: RepositoryPolicy): UpstreamResponseHandler {
-    return (reply, res) => {
-      if (res.statusCode !== 400 || record.decision.verdict === 'deferred') {
-        onDecision(request, { ...record, upstreamStatus: res.statusCode })
-        reply.send(res.stream)
-        return
+  function afterUpstream(request: FastifyRequest, record: DecisionRecord, policy: RepositoryPolicy): ResponseInterceptor {
+    return async (response) => {
+      const refusedUnknown = response.statusCode === 400 && record.decision.verdict !== 'deferred' && response.body.includes('MANIFEST_BLOB_UNKNOWN')
+      if (!refusedUnknown) {
+        onDecision(request, { ...record, upstreamStatus: response.statusCode })
+        return 'pass'
       }
-      void (async () => {
-        const body = (await readBounded(res.stream, MAX_UPSTREAM_ERROR_BYTES)) ?? Buffer.alloc(0)
-        if (!body.includes('MANIFEST_BLOB_UNKNOWN')) {
-          onDecision(request, { ...record, upstreamStatus: res.statusCode })
-          return reply.send(body)
-        }
-        const again = await validate(request, record.index, record.repository, record.reference, policy, true)
-        onDecision(request, again.decision.forward ? { ...again, upstreamStatus: res.statusCode } : again)
-        if (again.decision.forward) return reply.send(body)
-        reply.removeHeader('content-length')
-        return sendRegistryError(reply, again.decision.error as RegistryError)
-      })().catch((err: unknown) => {
-        request.log.error({ err }, 'recheck after the registry refused the list failed')
-        if (!reply.sent) sendRegistryError(reply, RegistryError.of('UNKNOWN', `manifest-guard internal error (request ${request.id})`, undefined, 500))
-      })
+      const again = await validate(request, record.index, record.repository, record.reference, policy, true)
+      onDecision(request, again.decision.forward ? { ...again, upstreamStatus: response.statusCode } : again)
+      return again.decision.forward ? 'pass' : (again.decision.error as RegistryError)
     }
   }
 }

@@ -1,10 +1,9 @@
-import type { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../oci/error-code.js'
 import { parseRegistryPath, type RegistryPath } from '../oci/reference.js'
 import { sendRegistryError } from './error-mapper.js'
-import type { ReplyOptions, Seam } from './passthrough.js'
-import { mountResponseHandler } from './mount.js'
+import type { Forward, ResponseInterceptor } from './forwarder.js'
+import { mountInterceptor } from './mount.js'
 import type { Services } from './services.js'
 
 // The one interception seam. Every proxied request passes through here once: paths that
@@ -23,22 +22,45 @@ export type ManifestPutHandler = (
   request: FastifyRequest,
   reply: FastifyReply,
   path: Extract<RegistryPath, { kind: 'manifest' }>,
-  /** Sends the request upstream; `onResponse` takes over the registry's answer. */
-  forward: (onResponse?: UpstreamResponseHandler) => unknown,
+  /** Sends the request upstream; an interceptor sees the registry's answer first. */
+  forward: (intercept?: ResponseInterceptor) => void,
 ) => unknown
 
-export type UpstreamResponseHandler = (reply: FastifyReply, res: { statusCode: number; headers: Record<string, unknown>; stream: Readable }) => void
+export type Seam = (request: FastifyRequest, reply: FastifyReply) => unknown
 
-export function createSeam(services: Services, onManifestPut: ManifestPutHandler | undefined): Seam {
-  return function seam(request: FastifyRequest, reply: FastifyReply, dest: string, options: ReplyOptions) {
-    const query = request.url.indexOf('?')
-    const path = parseRegistryPath(query === -1 ? request.url : request.url.slice(0, query))
+export type Route = 'refuse' | 'list-push' | 'mount' | 'forward'
+
+/** The seam's one decision: what happens to a request, from its method and path alone. */
+export function route(method: string, path: RegistryPath): Route {
+  if (path.kind === 'invalid') return 'refuse'
+  if (method === 'PUT' && path.kind === 'manifest') return 'list-push'
+  if (method === 'POST' && path.kind === 'upload') return 'mount'
+  return 'forward'
+}
+
+export function pathOf(url: string): RegistryPath {
+  const query = url.indexOf('?')
+  return parseRegistryPath(query === -1 ? url : url.slice(0, query))
+}
+
+export function createSeam(services: Services, forward: Forward, onManifestPut: ManifestPutHandler): Seam {
+  return function seam(request: FastifyRequest, reply: FastifyReply) {
+    const path = pathOf(request.url)
     request.registryPath = path
-    if (path.kind === 'invalid') return sendRegistryError(reply, RegistryError.of('NAME_INVALID', `manifest-guard: ${path.reason}`))
-    const forward = (onResponse?: UpstreamResponseHandler): unknown =>
-      reply.from(dest, onResponse === undefined ? options : { ...options, onResponse: (_req, rep, res) => onResponse(rep as FastifyReply, res as never) })
-    if (onManifestPut !== undefined && request.method === 'PUT' && path.kind === 'manifest') return onManifestPut(request, reply, path, forward)
-    if (path.kind === 'upload' && request.method === 'POST') return forward(mountResponseHandler(services, request, path.name))
-    return forward()
+    switch (route(request.method, path)) {
+      case 'refuse':
+        return sendRegistryError(reply, RegistryError.of('NAME_INVALID', `manifest-guard: ${(path as { reason: string }).reason}`))
+      case 'list-push':
+        return onManifestPut(request, reply, path as Extract<RegistryPath, { kind: 'manifest' }>, (intercept) => {
+          reply.hijack()
+          forward(request, reply.raw, intercept)
+        })
+      case 'mount':
+        reply.hijack()
+        return forward(request, reply.raw, mountInterceptor(services, request, (path as { name: string }).name))
+      case 'forward':
+        reply.hijack()
+        return forward(request, reply.raw)
+    }
   }
 }

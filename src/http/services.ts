@@ -9,7 +9,8 @@ import { Metrics } from '../observability/metrics.js'
 import { Webhook } from '../observability/webhook.js'
 import { CachedSource } from '../upstream/cached-source.js'
 import { ExistenceCache } from '../upstream/existence-cache.js'
-import { passthroughDispatcher, type Requestable } from '../upstream/passthrough-dispatcher.js'
+import type { Pool } from 'undici'
+import { passthroughPool } from '../upstream/passthrough-dispatcher.js'
 import { RegistryClient } from '../upstream/registry-client.js'
 import { DecisionRing } from './decisions.js'
 
@@ -23,7 +24,7 @@ export interface Services {
   readonly cache: ExistenceCache
   readonly source: CachedSource
   readonly ledger: LedgerStore
-  readonly passthrough: Requestable
+  readonly passthrough: Pool
   readonly decisions: DecisionRing
   readonly audit: { readonly file: AuditFile | undefined; readonly webhook: Webhook | undefined }
 }
@@ -64,7 +65,7 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     cache,
     source: new CachedSource(client, cache),
     ledger: countingErrors(overrides.ledger ?? createLedger(config), metrics),
-    passthrough: passthroughDispatcher({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
+    passthrough: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     decisions: new DecisionRing(config.admin.recentDecisions),
     audit: {
       file: a.file === undefined ? undefined : new AuditFile({ path: a.file, maxBytes: a.fileMaxBytes, keep: a.fileKeep, queueSize: a.queueSize }, metrics, logger),

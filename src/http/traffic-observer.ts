@@ -1,69 +1,81 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import { LRUCache } from 'lru-cache'
 import type { PushRecord } from '../ledger/push-record.js'
 import { type Digest, isDigest } from '../oci/digest.js'
 import { parseManifest } from '../oci/manifest.js'
 import { mediaTypeOf } from '../oci/media-type.js'
 import { identityLabel, identityOf } from './identity.js'
+import type { Exchange } from './exchange.js'
 import type { Services } from './services.js'
 
 // Learns from the traffic that passes: every manifest push goes into the ledger, and every
-// answer that proves a repository holds a digest goes into the existence cache. It runs as
-// the reply goes out, before the client can act on it, and never changes the reply.
+// answer that proves a repository holds a digest goes into the existence cache. The
+// forwarder calls it with each registry answer before passing it on, so the client cannot
+// act on an answer before the proxy has learned from it; it never changes the answer.
 
 /** Open upload sessions remembered, for the size of chunked uploads. */
 const MAX_UPLOAD_SESSIONS = 10_000
 const UPLOAD_SESSION_TTL_MS = 24 * 3600 * 1000
 
-export function installTrafficObserver(app: FastifyInstance, services: Services): void {
+/** Sees every registry answer the proxy passes on, before the client does. */
+export type ResponseObserver = (request: Exchange, status: number, headers: IncomingHttpHeaders) => void
+
+export function createResponseObserver(services: Services): ResponseObserver {
   // Bytes received so far per upload session, from the Range of each PATCH answer.
   const uploads = new LRUCache<string, number>({ max: MAX_UPLOAD_SESSIONS, ttl: UPLOAD_SESSION_TTL_MS })
-  app.addHook('onSend', (request, reply, payload, done) => {
+  return (request, status, headers) => {
     try {
-      observe(request, reply, services, uploads)
+      observe(request, status, headers, services, uploads)
     } catch (err) {
       request.log.warn({ err }, 'traffic observer failed; the reply is unaffected')
     }
-    done(null, payload)
-  })
+  }
 }
 
-function observe(request: FastifyRequest, reply: FastifyReply, services: Services, uploads: LRUCache<string, number>): void {
+function observe(request: Exchange, status: number, headers: IncomingHttpHeaders, services: Services, uploads: LRUCache<string, number>): void {
   const path = request.registryPath
   if (path === null) return
+  // Only answers that prove content exists (or is gone) teach anything.
+  if (status !== 200 && status !== 201 && status !== 202) return
   const { cache } = services
-  const status = reply.statusCode
   const method = request.method
   switch (path.kind) {
     case 'manifest': {
-      const digest = headerDigest(reply)
+      const digest = headerDigest(headers)
       if (method === 'PUT' && status === 201 && digest !== undefined) {
         recordManifestPush(request, services, path.name, path.reference.kind === 'tag' ? path.reference.tag : undefined, digest)
       } else if ((method === 'GET' || method === 'HEAD') && status === 200 && path.reference.kind === 'digest') {
-        cache.rememberManifest(path.name, path.reference.digest, mediaTypeOf(header(reply, 'content-type')), contentLength(reply))
+        cache.rememberManifest(path.name, path.reference.digest, mediaTypeOf(header(headers, 'content-type')), contentLength(headers))
       } else if (method === 'DELETE' && status === 202 && path.reference.kind === 'digest') {
         cache.forget(path.name, path.reference.digest)
       }
       return
     }
     case 'blob':
-      if ((method === 'GET' || method === 'HEAD') && status === 200) cache.rememberBlob(path.name, path.digest, contentLength(reply))
+      if ((method === 'GET' || method === 'HEAD') && status === 200) cache.rememberBlob(path.name, path.digest, contentLength(headers))
       else if (method === 'DELETE' && status === 202) cache.forget(path.name, path.digest)
       return
     case 'upload':
-      observeUpload(request, reply, services, uploads, path.name, path.session)
+      observeUpload(request, status, headers, services, uploads, path.name, path.session)
       return
     default:
       return
   }
 }
 
-function observeUpload(request: FastifyRequest, reply: FastifyReply, services: Services, uploads: LRUCache<string, number>, repository: string, session: string | undefined): void {
-  const status = reply.statusCode
+function observeUpload(
+  request: Exchange,
+  status: number,
+  headers: IncomingHttpHeaders,
+  services: Services,
+  uploads: LRUCache<string, number>,
+  repository: string,
+  session: string | undefined,
+): void {
   const query = request.query as Record<string, string | undefined>
   if (status === 202 && session !== undefined) {
     // distribution reports the bytes held so far as `Range: 0-<last>`.
-    const range = /^0-(\d+)$/.exec(header(reply, 'range') ?? '')
+    const range = /^0-(\d+)$/.exec(header(headers, 'range') ?? '')
     if (range !== null) uploads.set(session, Number(range[1]) + 1)
     return
   }
@@ -75,7 +87,7 @@ function observeUpload(request: FastifyRequest, reply: FastifyReply, services: S
     return
   }
   if (status !== 201) return
-  const digest = headerDigest(reply)
+  const digest = headerDigest(headers)
   if (digest === undefined) return
   let size: number | undefined
   if (request.method === 'POST' && query['mount'] !== undefined && query['from'] !== undefined) {
@@ -90,7 +102,7 @@ function observeUpload(request: FastifyRequest, reply: FastifyReply, services: S
   services.cache.rememberBlob(repository, digest, size)
 }
 
-function recordManifestPush(request: FastifyRequest, services: Services, repository: string, tag: string | undefined, digest: Digest): void {
+function recordManifestPush(request: Exchange, services: Services, repository: string, tag: string | undefined, digest: Digest): void {
   const pushed = request.pushedManifest
   const raw = pushed?.copy()
   const parsed = pushed?.parsed ?? (raw === undefined ? undefined : parsedOrUndefined(raw, mediaTypeOf(request.headers['content-type'])))
@@ -113,17 +125,17 @@ function parsedOrUndefined(raw: Buffer, contentType: string | undefined) {
   return 'problem' in parsed ? undefined : parsed
 }
 
-function header(reply: FastifyReply, name: string): string | undefined {
-  const v = reply.getHeader(name)
-  return Array.isArray(v) ? String(v[0]) : v === undefined ? undefined : String(v)
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name]
+  return Array.isArray(v) ? v[0] : v
 }
 
-function headerDigest(reply: FastifyReply): Digest | undefined {
-  const d = header(reply, 'docker-content-digest')
+function headerDigest(headers: IncomingHttpHeaders): Digest | undefined {
+  const d = header(headers, 'docker-content-digest')
   return isDigest(d) ? d : undefined
 }
 
-function contentLength(reply: FastifyReply): number | undefined {
-  const n = Number(header(reply, 'content-length'))
+function contentLength(headers: IncomingHttpHeaders): number | undefined {
+  const n = Number(header(headers, 'content-length'))
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined
 }
