@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -8,7 +10,7 @@ import { buildImage, buildIndex, type BuiltIndex, pseudoRandom } from '../helper
 import { spawnProxy, type ProxyProcess } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
 import { pushBlob, pushChildren, putManifest } from '../helpers/registry-http.js'
-import { cpuSeconds, startNginx, wrk } from './servers.js'
+import { abHead, cpuSeconds, startNginx, treeCpuSeconds, wrk } from './servers.js'
 
 // npm run bench: the direct registry, nginx (two configurations) and manifest-guard, all on
 // loopback, each workload against each in turn, interleaved, several rounds. Prints medians
@@ -112,13 +114,15 @@ async function main(): Promise<void> {
   const recommended = await startNginx('recommended', registry.port)
   const buffers = await startNginx('buffers-64k', registry.port)
   const proxy = await spawnProxy(['--upstream', registry.url, '--log-level', 'warn'])
-  const stops: (() => Promise<void>)[] = [() => proxy.stop(), () => recommended.stop(), () => buffers.stop(), () => registry.stop()]
+  const floor = await startFloor(registry.url)
+  const stops: (() => Promise<void>)[] = [() => proxy.stop(), () => floor.stop(), () => recommended.stop(), () => buffers.stop(), () => registry.stop()]
   try {
     const targets: Target[] = [
       { name: 'direct', url: registry.url },
       { name: 'nginx', url: recommended.url },
       { name: 'nginx-64k', url: buffers.url },
       { name: 'manifest-guard', url: proxy.url },
+      { name: 'node+undici floor', url: floor.url },
     ]
     // Small objects for the request-rate workloads.
     const small = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'bench-small' })
@@ -142,9 +146,14 @@ async function main(): Promise<void> {
         ['GET manifest c=32', '/v2/bench/small/manifests/latest', 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' }],
       ] as const) {
         for (const target of targets) {
-          const cpuBefore = target.name === 'manifest-guard' ? cpuSeconds(proxy.child.pid!) : 0
-          const r = await wrk(`${target.url}${path}`, { method, headers, connections: CONCURRENCY, seconds: SMALL_SECONDS })
-          const cpuUs = target.name === 'manifest-guard' ? ((cpuSeconds(proxy.child.pid!) - cpuBefore) * 1e6) / r.requests : Number.NaN
+          const pids: Record<string, number> = { 'manifest-guard': proxy.child.pid!, 'node+undici floor': floor.pid, nginx: recommended.pids()[0]!, 'nginx-64k': buffers.pids()[0]! }
+          const pid = pids[target.name] ?? 0
+          const cpuBefore = pid === 0 ? 0 : treeCpuSeconds(pid)
+          const r =
+            method === 'HEAD'
+              ? await abHead(`${target.url}${path}`, { connections: CONCURRENCY, seconds: SMALL_SECONDS })
+              : await wrk(`${target.url}${path}`, { method, headers, connections: CONCURRENCY, seconds: SMALL_SECONDS })
+          const cpuUs = pid === 0 ? Number.NaN : ((treeCpuSeconds(pid) - cpuBefore) * 1e6) / r.requests
           record(workload, target.name, { rps: r.rps, p50ms: r.p50ms, p99ms: r.p99ms, errors: r.errors, ...(Number.isNaN(cpuUs) ? {} : { cpuUsPerRequest: cpuUs }) })
         }
       }
@@ -162,21 +171,40 @@ async function main(): Promise<void> {
   report(startedAt, (performance.now() - t0) / 1000)
 }
 
+/** The reference column: a bare Node + undici forwarder (floor-proxy.ts) in its own process. */
+async function startFloor(upstream: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./floor-proxy.js', import.meta.url)), upstream, '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (d: Buffer) => resolve(Number(/listening (\d+)/.exec(d.toString())?.[1])))
+    child.once('exit', (code) => reject(new Error(`floor proxy exited ${code}`)))
+  })
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pid: child.pid!,
+    stop: async () => {
+      child.kill('SIGTERM')
+      await new Promise((r) => child.once('exit', r))
+    },
+  }
+}
+
 async function ceiling(rec: typeof record, log: (m: string) => void): Promise<void> {
   const trivial = await startNginx('trivial')
   const viaNginx = await startNginx('recommended', Number(new URL(trivial.url).port))
   const viaProxy = await spawnProxy(['--upstream', trivial.url, '--log-level', 'warn', '--validation-mode', 'off'])
+  const viaFloor = await startFloor(trivial.url)
   try {
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const [name, target] of [['nginx', viaNginx], ['manifest-guard', viaProxy]] as const) {
-        const pid = name === 'manifest-guard' ? (target as ProxyProcess).child.pid! : 0
+      for (const [name, target] of [['nginx', viaNginx], ['manifest-guard', viaProxy], ['node+undici floor', viaFloor]] as const) {
+        const pid = name === 'manifest-guard' ? (target as ProxyProcess).child.pid! : name === 'node+undici floor' ? (target as { pid: number }).pid : 0
         const before = pid === 0 ? 0 : cpuSeconds(pid)
-        const r = await wrk(`${target.url}/v2/x/blobs/sha256:${'0'.repeat(64)}`, { method: 'HEAD', connections: CONCURRENCY, seconds: SMALL_SECONDS })
-        rec('ceiling: HEAD c=32, trivial upstream', name, { rps: r.rps, p50ms: r.p50ms, p99ms: r.p99ms, errors: r.errors, ...(pid === 0 ? {} : { cpuUsPerRequest: ((cpuSeconds(pid) - before) * 1e6) / r.requests }) })
+        const r = await wrk(`${target.url}/v2/x/manifests/latest`, { method: 'GET', connections: CONCURRENCY, seconds: SMALL_SECONDS })
+        rec('ceiling: GET c=32, trivial upstream', name, { rps: r.rps, p50ms: r.p50ms, p99ms: r.p99ms, errors: r.errors, ...(pid === 0 ? {} : { cpuUsPerRequest: ((cpuSeconds(pid) - before) * 1e6) / r.requests }) })
       }
     }
     log('ceiling done')
   } finally {
+    await viaFloor.stop()
     await viaProxy.stop()
     await viaNginx.stop()
     await trivial.stop()
@@ -269,7 +297,11 @@ function report(startedAt: Date, seconds: number): void {
     ratios.push({ name: `${w}: proxy/nginx p99`, value: get(w, 'manifest-guard', 'p99ms') / nginxP99, target: '≤ 1.1' })
     ratios.push({ name: `${w}: proxy CPU µs/request`, value: get(w, 'manifest-guard', 'cpuUsPerRequest'), target: '≤ 120' })
   }
-  ratios.push({ name: 'ceiling: proxy req/s', value: get('ceiling: HEAD c=32, trivial upstream', 'manifest-guard', 'rps'), target: '≥ 12000' })
+  for (const w of ['download 512 MiB']) ratios.push({ name: `${w}: proxy/node+undici floor`, value: get(w, 'manifest-guard', 'mbps') / get(w, 'node+undici floor', 'mbps'), target: '(reference)' })
+  for (const w of ['HEAD blob c=32', 'GET manifest c=32']) ratios.push({ name: `${w}: proxy/node+undici floor req/s`, value: get(w, 'manifest-guard', 'rps') / get(w, 'node+undici floor', 'rps'), target: '(reference)' })
+  ratios.push({ name: 'ceiling: proxy/node+undici floor req/s', value: get('ceiling: GET c=32, trivial upstream', 'manifest-guard', 'rps') / get('ceiling: GET c=32, trivial upstream', 'node+undici floor', 'rps'), target: '(reference)' })
+  ratios.push({ name: 'ceiling: proxy CPU µs/request', value: get('ceiling: GET c=32, trivial upstream', 'manifest-guard', 'cpuUsPerRequest'), target: '(75 for plain node + undici)' })
+  ratios.push({ name: 'ceiling: proxy req/s', value: get('ceiling: GET c=32, trivial upstream', 'manifest-guard', 'rps'), target: '≥ 12000' })
   ratios.push({ name: 'validation 8×10 warm: added ms p50', value: get('list validation 8×10', 'warm', 'addedMs'), target: '≤ 5' })
   ratios.push({ name: 'validation warm: upstream requests (8×10)', value: get('list validation 8×10', 'warm', 'upstreamRequests'), target: '0' })
   ratios.push({ name: 'peak RSS 512 MiB transfer (MiB)', value: get('proxy peak RSS', '512 MiB transfer', 'peakMiB'), target: '≤ 150' })

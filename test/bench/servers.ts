@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort, requireTool, waitFor } from '../helpers/tools.js'
@@ -119,8 +119,52 @@ export async function wrk(url: string, options: { method: 'GET' | 'HEAD'; header
   return { requests: r.requests, seconds, rps: r.requests / seconds, p50ms: r.p50 / 1000, p99ms: r.p99 / 1000, errors: r.errors }
 }
 
+/**
+ * ApacheBench (apache2-utils) for HEAD: wrk waits for a body after a HEAD that carries
+ * Content-Length and never completes one.
+ */
+export async function abHead(url: string, options: { connections: number; seconds: number }): Promise<Wrk> {
+  requireTool('ab', 'apt-get install -y apache2-utils')
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn('ab', ['-k', '-i', '-q', '-c', String(options.connections), '-t', String(options.seconds), '-n', '10000000', url], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let text = ''
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (text += d.toString()))
+    child.on('error', reject)
+    child.on('close', () => resolve(text))
+  })
+  const num = (re: RegExp): number => Number(re.exec(out)?.[1] ?? Number.NaN)
+  const requests = num(/Complete requests:\s+(\d+)/)
+  const seconds = num(/Time taken for tests:\s+([\d.]+)/)
+  if (Number.isNaN(requests)) throw new Error(`ab printed no result: ${out}`)
+  return {
+    requests,
+    seconds,
+    rps: requests / seconds,
+    p50ms: num(/^\s+50%\s+(\d+)/m),
+    p99ms: num(/^\s+99%\s+(\d+)/m),
+    errors: num(/Failed requests:\s+(\d+)/) + (Number.isNaN(num(/Non-2xx responses:\s+(\d+)/)) ? 0 : num(/Non-2xx responses:\s+(\d+)/)),
+  }
+}
+
 /** Clock ticks per second of /proc/<pid>/stat (getconf CLK_TCK; 100 on Linux/x86 and arm64). */
 const CLK_TCK = 100
+
+/** CPU seconds of a process and its direct children (nginx: the master and its workers). */
+export function treeCpuSeconds(pid: number): number {
+  let total = cpuSeconds(pid)
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (ppid === pid) total += cpuSeconds(Number(entry))
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return total
+}
 
 /** CPU seconds a process (all its threads) used so far: utime + stime. */
 export function cpuSeconds(pid: number): number {
