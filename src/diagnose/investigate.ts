@@ -143,10 +143,12 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
 
   const elsewhere = [...new Set(records.filter((r) => r.repository !== repository).map((r) => r.repository))]
   const candidates = candidateRepositories(input.candidatePatterns, repository, platform).filter((c) => !elsewhere.includes(c))
-  const probed: string[] = []
+  // Only a 404 says a repository does not hold it; a 401/403 or a failure says nothing, and
+  // naming such a repository as "checked" would claim what the client may not know.
+  const absent: string[] = []
   for (const other of [...elsewhere, ...candidates].slice(0, MAX_REPOSITORIES_PROBED)) {
-    probed.push(other)
     const there = await prober.resolveTag(other, d.digest, ctx)
+    if (there.status === 'missing') absent.push(other)
     if (there.status === 'found') {
       const tag = records.find((r) => r.repository === other && r.tag !== undefined)?.tag
       return { ...base, cause: 'wrong-repository', foundIn: other, ...(tag === undefined ? {} : { tag }) }
@@ -157,8 +159,7 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
   if (seenHere !== undefined) {
     return { ...base, cause: 'deleted', pushedAt: seenHere.at, ...(seenHere.tag === undefined ? {} : { tag: seenHere.tag }) }
   }
-  // Only repositories that answered are worth naming as checked; the others told us nothing.
-  return { ...base, cause: 'never-pushed', checked: [repository, ...candidates.filter((c) => probed.includes(c))] }
+  return { ...base, cause: 'never-pushed', checked: [repository, ...candidates.filter((c) => absent.includes(c))] }
 }
 
 /**

@@ -30,6 +30,9 @@ export interface WalkInput {
   readonly ctx: LookupContext
 }
 
+/** The answer for lookups still queued when the walk stopped on a denied one. */
+const STOPPED = { status: 'denied', httpStatus: 0 } as const
+
 export async function walkIndex(input: WalkInput): Promise<WalkResult> {
   const walk = new Walk(input)
   return walk.run()
@@ -47,6 +50,7 @@ class Walk {
   readonly #ctx: LookupContext
   #descriptors = 0
   #tooMany = false
+  #stopped = false
 
   constructor(input: WalkInput) {
     this.#in = input
@@ -73,7 +77,7 @@ class Walk {
 
   /** Counts a descriptor against the fan-out limit; false once the limit is passed. */
   #admit(): boolean {
-    if (this.#tooMany) return false
+    if (this.#tooMany || this.#stopped) return false
     if (++this.#descriptors > this.#in.limits.maxDescriptors) {
       this.#tooMany = true
       this.#findings.push({ kind: 'too-many', limit: this.#in.limits.maxDescriptors })
@@ -162,7 +166,12 @@ class Walk {
     missingKind: 'child-missing' | 'blob-missing',
   ): void {
     if (lookup.status === 'missing' && missingKind === 'child-missing') this.#findings.push({ kind: 'child-missing', path, descriptor })
-    else if (lookup.status === 'denied') this.#findings.push({ kind: 'denied', path, descriptor, httpStatus: lookup.httpStatus })
+    else if (lookup.status === 'denied') {
+      this.#findings.push({ kind: 'denied', path, descriptor, httpStatus: lookup.httpStatus })
+      // These credentials cannot read the repository: the registry must answer the push
+      // itself, so looking further would only probe on the client's behalf.
+      this.#stopped = true
+    }
     else if (lookup.status === 'failed') this.#findings.push({ kind: 'lookup-failed', path, descriptor, reason: lookup.reason })
   }
 
@@ -180,7 +189,7 @@ class Walk {
   #lookupManifest(digest: Digest): Promise<ContentLookup<ManifestContent>> {
     let pending = this.#manifests.get(digest)
     if (pending === undefined) {
-      pending = this.#limit(() => this.#in.source.manifest(this.#in.repository, digest, this.#ctx))
+      pending = this.#limit(() => (this.#stopped ? Promise.resolve(STOPPED) : this.#in.source.manifest(this.#in.repository, digest, this.#ctx)))
       this.#manifests.set(digest, pending)
     }
     return pending
@@ -189,7 +198,7 @@ class Walk {
   #lookupBlob(digest: Digest): Promise<ContentLookup<BlobContent>> {
     let pending = this.#blobs.get(digest)
     if (pending === undefined) {
-      pending = this.#limit(() => this.#in.source.blob(this.#in.repository, digest, this.#ctx))
+      pending = this.#limit(() => (this.#stopped ? Promise.resolve(STOPPED) : this.#in.source.blob(this.#in.repository, digest, this.#ctx)))
       this.#blobs.set(digest, pending)
     }
     return pending
