@@ -80,6 +80,7 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
         upstreamHeaders = headers
         if (intercept !== undefined) return
         observe(request, statusCode, headers)
+        closeIfUnread(request, res)
         res.writeHead(statusCode, responseHeaders(headers, upstreamPrefix, origin))
         if (method === 'HEAD') return
         res.on('drain', () => c.resume())
@@ -102,6 +103,7 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
         const response = { statusCode: status, headers: upstreamHeaders, body: Buffer.concat(chunks, buffered) }
         intercept(response).then(
           (verdict) => {
+            closeIfUnread(request, res)
             if (verdict === 'pass') {
               observe(request, status, upstreamHeaders)
               res.writeHead(status, responseHeaders(upstreamHeaders, upstreamPrefix, origin))
@@ -124,6 +126,7 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
           // Mid-body: the only honest signal left is to cut the connection.
           res.destroy(err)
         } else if (!res.destroyed) {
+          closeIfUnread(request, res)
           writeError(res, upstreamFailure(config.upstream, err))
         }
         finish()
@@ -181,6 +184,15 @@ function responseHeaders(headers: IncomingHttpHeaders, upstreamPrefix: string, o
     out['location'] = `${origin.proto}://${origin.host}${location.slice(upstreamPrefix.length - 1)}`
   }
   return out
+}
+
+/**
+ * An answer that comes before the client finished sending its body (the registry refused an
+ * upload early, or died) ends the connection: the rest of the body has nowhere to go, and a
+ * connection left half-read would hold the server open until its keep-alive timeout.
+ */
+function closeIfUnread(request: Exchange, res: ServerResponse): void {
+  if (!request.raw.complete && !res.headersSent) res.setHeader('connection', 'close')
 }
 
 function writeError(res: ServerResponse, error: RegistryError): void {

@@ -77,11 +77,13 @@ export interface ProxyProcess {
   /** Peak resident set size so far (VmHWM), in bytes. */
   peakRss(): number
   stop(): Promise<void>
+  /** SIGKILL: a proxy that dies mid-request. */
+  kill(): void
 }
 
 /** Runs the built CLI (`npm run build` first; `npm test` does). */
-export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}): Promise<ProxyProcess> {
-  const port = await freePort()
+export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}, fixedPort?: number): Promise<ProxyProcess> {
+  const port = fixedPort ?? (await freePort())
   const adminPort = await freePort()
   const child = spawn(process.execPath, [CLI, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...args], {
     env: { ...process.env, ...env },
@@ -107,6 +109,7 @@ export async function spawnProxy(args: readonly string[], env: Record<string, st
       const m = /VmHWM:\s+(\d+) kB/.exec(status)
       return m === null ? 0 : Number(m[1]) * 1024
     },
+    kill: () => void child.kill('SIGKILL'),
     async stop() {
       if (child.exitCode !== null) return
       const gone = new Promise((r) => child.once('exit', r))

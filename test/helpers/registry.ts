@@ -25,6 +25,8 @@ export interface Registry {
   readonly configPath: string
   stop(): Promise<void>
   start(): Promise<void>
+  /** SIGKILL, storage kept: a registry that dies mid-request. */
+  kill(): Promise<void>
   /** Stops the registry, runs `garbage-collect`, starts it again. */
   garbageCollect(options?: { deleteUntagged?: boolean }): Promise<string>
   logs(): string
@@ -111,12 +113,12 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     ])
     exited.catch(() => {})
   }
-  const stop = async (): Promise<void> => {
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     const c = child
     child = undefined
     if (c === undefined || c.exitCode !== null) return
     const gone = new Promise((resolve) => c.once('exit', resolve))
-    c.kill('SIGTERM')
+    c.kill(signal)
     await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))])
     if (c.exitCode === null) c.kill('SIGKILL')
   }
@@ -129,6 +131,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     storage,
     configPath,
     start,
+    kill: () => stop('SIGKILL'),
     async stop() {
       await stop()
       rmSync(dir, { recursive: true, force: true })
