@@ -5,7 +5,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Config } from '../config/schema.js'
 import { createLogger, type Logger } from '../observability/logger.js'
-import { installErrorMapper, rawPathRefusal } from './error-mapper.js'
+import { clientErrorHandler, installErrorMapper, rawPathRefusal } from './error-mapper.js'
 import { registerHealth } from './health.js'
 import { registerPassthrough } from './passthrough.js'
 import { buildAdminApp } from './admin.js'
@@ -57,6 +57,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     // Client-supplied ids are not trusted into logs.
     requestIdHeader: false,
     forceCloseConnections: 'idle',
+    clientErrorHandler,
     // Reads take the fast lane; everything else, fastify's routing.
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
       const onRequest = (req: IncomingMessage, res: ServerResponse): void => {

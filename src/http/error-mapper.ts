@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { type ErrorCodeName, RegistryError } from '../oci/error-code.js'
 
 // The one place errors become responses. Everything leaves as an OCI error body
@@ -42,6 +43,25 @@ export function rawPathRefusal(reason: string): (path: string, req: IncomingMess
     res.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8' })
     res.end(body)
   }
+}
+
+/**
+ * Requests Node's parser refuses before any handler runs (headers over 16 KiB, malformed
+ * HTTP, a client too slow to send its headers): still answered with an OCI error body.
+ */
+export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, error] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, RegistryError.of('UNSUPPORTED', 'manifest-guard: request headers larger than 16 KiB', undefined, 431)]
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, RegistryError.of('UNSUPPORTED', 'manifest-guard: the request headers did not arrive in time', undefined, 408)]
+        : [400, RegistryError.of('UNSUPPORTED', 'manifest-guard: malformed HTTP request', undefined, 400)]
+  const body = JSON.stringify(error.body())
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
 }
 
 function codeForClientError(status: number, err: FastifyError): ErrorCodeName {

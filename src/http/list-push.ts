@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { decide, type Decision } from '../diagnose/decision.js'
 import { clientKind, type MessageContext } from '../diagnose/message.js'
+import type { Cause } from '../diagnose/problem.js'
 import { newLookupStats } from '../oci/content-lookup.js'
 import { algorithmOf, digestOf } from '../oci/digest.js'
 import { RegistryError } from '../oci/error-code.js'
@@ -46,6 +47,9 @@ export interface DecisionRecord {
 
 export type DecisionListener = (request: FastifyRequest, record: DecisionRecord) => void
 
+/** Problems found in the pushed body itself, which say nothing about the repository. */
+const BODY_ONLY: ReadonlySet<Cause> = new Set<Cause>(['too-many', 'duplicate-platform'])
+
 export function walkLimits(config: Services['config']): WalkLimits {
   const v = config.validation
   return { maxDepth: v.maxDepth, maxDescriptors: v.maxDescriptors, concurrency: v.concurrency, timeoutMs: v.timeoutMs }
@@ -79,9 +83,9 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
       childTags: found.childTags,
     }
     let decision = decide(found.problems, { ...policy, mode: policy.mode === 'warn' ? 'warn' : 'enforce' }, messageContext)
-    if (decision.verdict === 'rejected' && stats.authorizedAnswers === 0) {
+    if (decision.verdict === 'rejected' && stats.authorizedAnswers === 0 && !decision.problems.every((p) => BODY_ONLY.has(p.cause))) {
       // Everything came from the cache: make sure these credentials may read the repository
-      // before telling them anything about it.
+      // before telling them anything about it. (A flaw of the body alone tells nothing.)
       if ((await services.client.canRead(repository, ctx)) !== 'yes') decision = { verdict: 'deferred', forward: true, error: undefined, problems: [] }
     }
     return {

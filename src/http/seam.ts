@@ -33,6 +33,9 @@ export type Route = 'refuse' | 'list-push' | 'mount' | 'forward'
 /** The seam's one decision: what happens to a request, from its method and path alone. */
 export function route(method: string, path: RegistryPath): Route {
   if (path.kind === 'invalid') return 'refuse'
+  // Reads of such paths get the registry's own 404; a write is refused here, so no list
+  // can reach the registry under a name or reference the proxy did not understand.
+  if (path.kind === 'bad-manifest' && method === 'PUT') return 'refuse'
   if (method === 'PUT' && path.kind === 'manifest') return 'list-push'
   if (method === 'POST' && path.kind === 'upload') return 'mount'
   return 'forward'
@@ -43,13 +46,24 @@ export function pathOf(url: string): RegistryPath {
   return parseRegistryPath(query === -1 ? url : url.slice(0, query))
 }
 
+const REFUSALS = {
+  name: RegistryError.of('NAME_INVALID', 'manifest-guard: invalid repository name (lower-case components of [a-z0-9._-], at most 255 characters)'),
+  digest: RegistryError.of('DIGEST_INVALID', 'manifest-guard: invalid digest reference (sha256:<64 lower-case hex> or sha512:<128>)'),
+  tag: RegistryError.of('TAG_INVALID', 'manifest-guard: invalid tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})'),
+} as const
+
+function refusal(path: RegistryPath): RegistryError {
+  if (path.kind === 'bad-manifest') return REFUSALS[path.problem]
+  return RegistryError.of('NAME_INVALID', `manifest-guard: ${path.kind === 'invalid' ? path.reason : 'invalid path'}`)
+}
+
 export function createSeam(services: Services, forward: Forward, onManifestPut: ManifestPutHandler): Seam {
   return function seam(request: FastifyRequest, reply: FastifyReply) {
     const path = pathOf(request.url)
     request.registryPath = path
     switch (route(request.method, path)) {
       case 'refuse':
-        return sendRegistryError(reply, RegistryError.of('NAME_INVALID', `manifest-guard: ${(path as { reason: string }).reason}`))
+        return sendRegistryError(reply, refusal(path))
       case 'list-push':
         return onManifestPut(request, reply, path as Extract<RegistryPath, { kind: 'manifest' }>, (intercept) => {
           reply.hijack()

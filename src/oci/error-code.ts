@@ -14,6 +14,7 @@ export const ErrorCode = {
   NAME_INVALID: { status: 400, message: 'invalid repository name' },
   NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
   SIZE_INVALID: { status: 400, message: 'provided length did not match content length' },
+  TAG_INVALID: { status: 400, message: 'manifest tag did not match URI' },
   UNAUTHORIZED: { status: 401, message: 'authentication required' },
   DENIED: { status: 403, message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 415, message: 'the operation is unsupported' },

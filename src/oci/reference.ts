@@ -35,6 +35,8 @@ export type RegistryPath =
   | { kind: 'blob'; name: string; digest: Digest }
   | { kind: 'upload'; name: string; session: string | undefined }
   | { kind: 'tags'; name: string }
+  /** A manifest path whose name or reference breaks the grammar: never stored, refused on PUT. */
+  | { kind: 'bad-manifest'; problem: 'name' | 'digest' | 'tag' }
   | { kind: 'other' }
   | { kind: 'invalid'; reason: string }
 
@@ -70,8 +72,11 @@ export function parseRegistryPath(rawPath: string): RegistryPath {
   let m = MANIFEST_PATH.exec(path)
   if (m !== null) {
     const name = m[1] as string
-    const reference = parseReference(m[2] as string)
-    return isRepositoryName(name) && reference !== undefined ? { kind: 'manifest', name, reference } : { kind: 'other' }
+    const raw = m[2] as string
+    const reference = parseReference(raw)
+    if (!isRepositoryName(name)) return { kind: 'bad-manifest', problem: 'name' }
+    if (reference === undefined) return { kind: 'bad-manifest', problem: raw.includes(':') ? 'digest' : 'tag' }
+    return { kind: 'manifest', name, reference }
   }
   m = UPLOAD_PATH.exec(path)
   if (m !== null) {
