@@ -15,6 +15,8 @@ createServer((req, res) => {
   pool.dispatch(
     { method: req.method as 'GET', path: req.url ?? '/', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req, ...(req.method === 'HEAD' ? { reset: false } : {}) },
     {
+      // Without onRequestStart undici takes the handler for an old-style one.
+      onRequestStart() {},
       onResponseStart(c, status, h) {
         for (const name of HOP) delete h[name]
         res.writeHead(status, h)
