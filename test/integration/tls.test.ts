@@ -1,0 +1,49 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { Agent, request } from 'undici'
+import { assertOk, skopeo } from '../helpers/clients.js'
+import { ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
+import { startProxy } from '../helpers/proxy.js'
+import { startRegistry } from '../helpers/registry.js'
+import { getManifest } from '../helpers/registry-http.js'
+import { requireTool, run } from '../helpers/tools.js'
+
+// TLS termination: docker refuses plain HTTP for registries off loopback, so the proxy can
+// serve HTTPS itself. Clients verify its certificate; upload Locations say https.
+
+t.test('the proxy serves HTTPS with its own certificate', async (t) => {
+  requireTool('openssl', 'apt-get install -y openssl')
+  const dir = mkdtempSync(join(tmpdir(), 'mg-tls-'))
+  const cert = join(dir, 'tls.crt')
+  const key = join(dir, 'tls.key')
+  const made = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert])
+  t.equal(made.code, 0, made.stderr)
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url, { tls: { cert, key } })
+  t.teardown(() => proxy.close())
+  t.match(proxy.url, /^https:/)
+  const agent = new Agent({ connect: { ca: readFileSync(cert) } })
+  t.teardown(() => agent.close())
+
+  const base = await request(`${proxy.url}/v2/`, { dispatcher: agent })
+  await base.body.dump()
+  t.equal(base.statusCode, 200, 'GET /v2/ over verified TLS')
+  const upload = await request(`${proxy.url}/v2/tls/app/blobs/uploads/`, { method: 'POST', dispatcher: agent })
+  await upload.body.dump()
+  t.match(String(upload.headers['location']), new RegExp(`^https://${proxy.host}/v2/tls/app/blobs/uploads/`), 'upload Locations name https and the proxy')
+  const ready = await request(`${proxy.url}/readyz`, { dispatcher: agent })
+  await ready.body.dump()
+  t.equal(ready.statusCode, 200)
+
+  // skopeo with the proxy's CA: a verified TLS push through the proxy, validation included.
+  const certDir = join(dir, 'certs')
+  await run('mkdir', ['-p', certDir])
+  writeFileSync(join(certDir, 'ca.crt'), readFileSync(cert))
+  const { index } = twoPlatformIndex('tls')
+  assertOk(await skopeo(['copy', '--all', '--dest-cert-dir', certDir, ociLayoutRef(index), `docker://${proxy.host}/tls/app:1.0`]), 'skopeo push over verified TLS')
+  t.equal((await getManifest(registry.url, 'tls/app', '1.0')).status, 200, 'the list reached the registry')
+  t.equal(proxy.logs.find((r) => r['event'] === 'push.accepted').length, 1, 'and was validated on the way')
+})
