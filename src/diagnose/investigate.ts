@@ -5,7 +5,7 @@ import type { Digest } from '../oci/digest.js'
 import { isRepositoryName } from '../oci/reference.js'
 import { type Platform, parsePlatform, samePlatform } from '../oci/platform.js'
 import { type Finding, platformOf, type WalkResult } from '../validate/finding.js'
-import type { Problem } from './problem.js'
+import { CAUSES, type Problem } from './problem.js'
 import type { Prober } from './prober.js'
 
 // From findings to causes. The walk says what is missing; the ledger says what it was, and
@@ -246,26 +246,8 @@ function parentOf(chain: readonly Descriptor[]): Digest[] {
   return parent === undefined ? [] : [parent]
 }
 
-const ORDER: readonly Problem['cause'][] = [
-  'stale',
-  'stale-present',
-  'wrong-repository',
-  'deleted',
-  'never-pushed',
-  'blob-missing',
-  'size-mismatch',
-  'media-type-mismatch',
-  'child-unreadable',
-  'duplicate-platform',
-  'too-deep',
-  'too-many',
-  'denied',
-  'lookup-failed',
-  'timeout',
-]
-
 function byImportance(a: Problem, b: Problem): number {
-  return ORDER.indexOf(a.cause) - ORDER.indexOf(b.cause)
+  return CAUSES.indexOf(a.cause) - CAUSES.indexOf(b.cause)
 }
 
 /** The ledger is advice: if its store is down, the diagnosis goes on with what the registry says. */

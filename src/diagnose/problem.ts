@@ -4,29 +4,35 @@ import type { Platform } from '../oci/platform.js'
 // A finding explained: its cause and the facts that prove it. Structured all the way to the
 // wire, where `message` holds the sentence and `detail` these facts.
 
-export type Cause =
-  /** Child missing; the ledger knew it as <name>:<tag>, and that tag now points elsewhere. */
-  | 'stale'
-  /** Child present, but its tag has since been re-pushed with another build of that platform. */
-  | 'stale-present'
-  /** Child missing here, present in another repository the client can read. */
-  | 'wrong-repository'
-  /** Child missing; the ledger saw it in this repository before. */
-  | 'deleted'
-  /** Child missing, and seen nowhere. */
-  | 'never-pushed'
-  /** Child present, one of its blobs missing. */
-  | 'blob-missing'
-  | 'size-mismatch'
-  | 'media-type-mismatch'
-  | 'child-unreadable'
-  | 'duplicate-platform'
-  | 'too-deep'
-  | 'too-many'
-  /** The client's credentials do not reach something: the registry must answer, not us. */
-  | 'denied'
-  | 'lookup-failed'
-  | 'timeout'
+/**
+ * Every cause, most important first (the order problems are reported in):
+ * - stale: child missing; the ledger knew it as <name>:<tag>, and that tag now points elsewhere.
+ * - stale-present: child present, but its tag has since been re-pushed with another build of that platform.
+ * - wrong-repository: child missing here, present in another repository the client can read.
+ * - deleted: child missing; the ledger saw it in this repository before.
+ * - never-pushed: child missing, and seen nowhere.
+ * - blob-missing: child present, one of its blobs missing.
+ * - denied: the client's credentials do not reach something; the registry must answer, not us.
+ */
+export const CAUSES = [
+  'stale',
+  'stale-present',
+  'wrong-repository',
+  'deleted',
+  'never-pushed',
+  'blob-missing',
+  'size-mismatch',
+  'media-type-mismatch',
+  'child-unreadable',
+  'duplicate-platform',
+  'too-deep',
+  'too-many',
+  'denied',
+  'lookup-failed',
+  'timeout',
+] as const
+
+export type Cause = (typeof CAUSES)[number]
 
 export type ObjectKind = 'child manifest' | 'config' | 'layer'
 

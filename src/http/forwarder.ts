@@ -46,7 +46,6 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
 
   return function forward(request, res, intercept) {
     forwarded.add(res)
-    res.once('finish', () => countRequest(metrics, request.method, res.statusCode, request.raw.socket))
     const origin = clientOrigin(request, trust, tls)
     const method = request.method
     const body = method === 'GET' || method === 'HEAD' ? null : request.body instanceof Readable ? request.body : request.raw
@@ -60,9 +59,12 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
     }
     res.once('close', onClientGone)
 
+    // Every way a forwarded request ends comes through here once: count it then, rather
+    // than with one more listener per response.
     const finish = (): void => {
       done = true
       res.off('close', onClientGone)
+      countRequest(metrics, method, res.statusCode, request.raw.socket)
     }
 
     const chunks: Buffer[] = []

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, requireTool, waitFor } from '../helpers/tools.js'
+import { freePort, requireTool, stopProcess, waitFor } from '../helpers/tools.js'
 
 // nginx from Debian, in the configurations the benchmark compares the proxy with, and as a
 // trivial upstream that answers every request itself.
@@ -70,12 +70,8 @@ http {
     url,
     host: `127.0.0.1:${port}`,
     pids: () => (child.pid === undefined ? [] : [child.pid]),
-    async stop() {
-      const gone = new Promise((r) => child.once('exit', r))
-      child.kill('SIGQUIT')
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))])
-      if (child.exitCode === null) child.kill('SIGKILL')
-    },
+    // SIGQUIT: nginx's graceful shutdown.
+    stop: () => stopProcess(child, 'SIGQUIT'),
   }
 }
 

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
 import { buildApp, listen, type AppOptions } from '../../src/http/app.js'
 import { createLogger } from '../../src/observability/logger.js'
-import { freePort, waitFor } from './tools.js'
+import { freePort, stopProcess, waitFor } from './tools.js'
 
 // The proxy under test: in-process (build, listen on port 0, read its log records), or as
 // the real CLI in a child process (for memory and restart tests).
@@ -110,12 +110,6 @@ export async function spawnProxy(args: readonly string[], env: Record<string, st
       return m === null ? 0 : Number(m[1]) * 1024
     },
     kill: () => void child.kill('SIGKILL'),
-    async stop() {
-      if (child.exitCode !== null) return
-      const gone = new Promise((r) => child.once('exit', r))
-      child.kill('SIGTERM')
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))])
-      if (child.exitCode === null) child.kill('SIGKILL')
-    },
+    stop: () => stopProcess(child),
   }
 }

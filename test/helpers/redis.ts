@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { connect } from 'node:net'
-import { freePort, requireTool, waitFor } from './tools.js'
+import { freePort, requireTool, stopProcess, waitFor } from './tools.js'
 
 // A real redis-server (Debian's), on a free loopback port, nothing persisted.
 
@@ -32,12 +32,6 @@ export async function startRedis(): Promise<RedisServer> {
   return {
     url: `redis://127.0.0.1:${port}/0`,
     port,
-    async stop() {
-      if (child.exitCode !== null) return
-      const gone = new Promise((r) => child.once('exit', r))
-      child.kill('SIGTERM')
-      await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))])
-      if (child.exitCode === null) child.kill('SIGKILL')
-    },
+    stop: () => stopProcess(child),
   }
 }

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort, requireTool, run, waitFor } from './tools.js'
+import { freePort, requireTool, run, stopProcess, waitFor } from './tools.js'
 
 // A real CNCF distribution registry (Debian's docker-registry), on a free loopback port with
 // its own storage and config. DOCKER_REGISTRY_BIN overrides the binary.
@@ -116,11 +116,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
   const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<void> => {
     const c = child
     child = undefined
-    if (c === undefined || c.exitCode !== null) return
-    const gone = new Promise((resolve) => c.once('exit', resolve))
-    c.kill(signal)
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 5_000))])
-    if (c.exitCode === null) c.kill('SIGKILL')
+    if (c !== undefined) await stopProcess(c, signal)
   }
   await start()
   return {

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { createServer } from 'node:net'
 
 // Running the real tools. A missing tool is a failure that says what to install, never a
@@ -74,4 +74,13 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, 
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 50))
   }
+}
+
+/** Stops a child process: `signal` first, SIGKILL if it is still there after five seconds. */
+export async function stopProcess(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const gone = new Promise((resolve) => child.once('exit', resolve))
+  child.kill(signal)
+  await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 5_000))])
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
 }
