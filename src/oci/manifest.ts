@@ -50,7 +50,9 @@ export function effectiveMediaType(contentType: string | undefined, body: Record
   // Neither says: OCI image-spec lets mediaType be omitted, so the shape decides.
   if (Array.isArray(body['manifests'])) return MediaType.OciIndex
   if (Array.isArray(body['layers'])) return MediaType.OciManifest
-  return { problem: 'neither the Content-Type nor the body says which kind of manifest this is' }
+  // Nothing marks it as a list or an image (schema 1, an artifact of some other kind): not
+  // the proxy's to judge; the registry decides what it is.
+  return ''
 }
 
 /** Parses manifest bytes; never throws for bad content. */

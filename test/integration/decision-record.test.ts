@@ -2,7 +2,7 @@ import t from 'tap'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
-import { basic, errorsOf, pushImage, putManifest } from '../helpers/registry-http.js'
+import { basic, errorsOf, pushImage } from '../helpers/registry-http.js'
 
 // Every list push decision is one structured record; credentials appear in none of them.
 
