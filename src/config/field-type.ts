@@ -29,23 +29,20 @@ export const text: FieldType<string> = {
   },
 }
 
-export const optionalText: FieldType<string | undefined> = {
-  describe: 'string',
-  parse(raw) {
-    const s = fromString(raw)
-    if (s === undefined) return { expected: 'a string' }
-    return { value: s === '' ? undefined : s }
-  },
+/** A string that may be left empty (unset). */
+function optionalString(describe: string): FieldType<string | undefined> {
+  return {
+    describe,
+    parse(raw) {
+      const s = fromString(raw)
+      if (s === undefined) return { expected: `a ${describe}` }
+      return { value: s === '' ? undefined : s }
+    },
+  }
 }
 
-export const optionalPath: FieldType<string | undefined> = {
-  describe: 'file path',
-  parse(raw) {
-    const s = fromString(raw)
-    if (s === undefined) return { expected: 'a file path' }
-    return { value: s === '' ? undefined : s }
-  },
-}
+export const optionalText: FieldType<string | undefined> = optionalString('string')
+export const optionalPath: FieldType<string | undefined> = optionalString('file path')
 
 export function integer(min: number, max: number): FieldType<number> {
   return {

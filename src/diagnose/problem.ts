@@ -67,19 +67,7 @@ export interface Problem {
   readonly reason?: string
 }
 
-/** Causes that make a list broken whatever the policy says. */
-export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>([
-  'stale',
-  'wrong-repository',
-  'deleted',
-  'never-pushed',
-  'blob-missing',
-  'size-mismatch',
-  'media-type-mismatch',
-  'child-unreadable',
-  'duplicate-platform',
-  'too-deep',
-  'too-many',
-])
-
 export const LOOKUP_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['lookup-failed', 'timeout'])
+
+/** Causes that make a list broken whatever the policy says: all but these. */
+export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>(CAUSES.filter((c) => c !== 'stale-present' && c !== 'denied' && !LOOKUP_CAUSES.has(c)))
