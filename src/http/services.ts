@@ -10,7 +10,7 @@ import { Webhook } from '../observability/webhook.js'
 import { CachedSource } from '../upstream/cached-source.js'
 import { ExistenceCache } from '../upstream/existence-cache.js'
 import type { Pool } from 'undici'
-import { passthroughPool } from '../upstream/passthrough-dispatcher.js'
+import { passthroughPool } from '../upstream/passthrough-pool.js'
 import { RegistryClient } from '../upstream/registry-client.js'
 import { DecisionRing } from './decisions.js'
 
