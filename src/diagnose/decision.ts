@@ -66,7 +66,7 @@ export function wireError(p: Problem, ctx: MessageContext): WireError {
   return { code: CODE[p.cause], message: messageFor(p, ctx), detail: detailOf(p, ctx) }
 }
 
-export function detailOf(p: Problem, ctx: MessageContext): Record<string, unknown> {
+export function detailOf(p: Problem, ctx: Pick<MessageContext, 'repository' | 'reference' | 'requestId'>): Record<string, unknown> {
   const { platforms, ...facts } = p
   return {
     ...facts,

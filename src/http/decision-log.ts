@@ -1,6 +1,5 @@
 import type { FastifyRequest } from 'fastify'
 import { detailOf } from '../diagnose/decision.js'
-import { formatPlatform } from '../oci/platform.js'
 import type { Verdict } from '../diagnose/decision.js'
 import { identityOf } from './identity.js'
 import type { DecisionRecord } from './list-push.js'
@@ -64,10 +63,7 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
     ...(r.ledgerError === undefined ? {} : { ledgerError: r.ledgerError }),
     ...(r.upstreamStatus === undefined ? {} : { upstreamStatus: r.upstreamStatus }),
     ...(r.recheck === undefined ? {} : { recheck: r.recheck }),
-    problems: decision.problems.map((p) => {
-      const d = detailOf(p, { ...ctx, registryHost: '', client: 'other', childTags: [] })
-      return { ...d, platforms: (p.platforms ?? []).map((x) => formatPlatform(x)) }
-    }),
+    problems: decision.problems.map((p) => detailOf(p, ctx)),
   }
 }
 
