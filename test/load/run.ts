@@ -74,21 +74,23 @@ async function pushImageChecked(base: string, repo: string, image: BuiltImage, t
   if (res.status !== 201) fail(`manifest ${repo}:${tag}: ${res.status} ${text.slice(0, 100)}`)
 }
 
+async function verifyBlob(base: string, repo: string, b: Blob): Promise<void> {
+  const res = await request(`${base}/v2/${repo}/blobs/${b.digest}`)
+  const hash = createHash('sha256')
+  let bytes = 0
+  for await (const chunk of res.body) {
+    hash.update(chunk as Buffer)
+    bytes += (chunk as Buffer).length
+  }
+  if (res.statusCode !== 200 || `sha256:${hash.digest('hex')}` !== b.digest || bytes !== b.bytes.length) {
+    counts.blobsCorrupt++
+    fail(`blob ${repo}@${b.digest.slice(0, 19)} read back ${res.statusCode}, ${bytes} bytes`)
+  } else counts.blobsVerified++
+}
+
 async function verify(base: string, repo: string, images: readonly BuiltImage[]): Promise<void> {
   for (const image of images) {
-    for (const b of [image.config, ...image.layers]) {
-      const res = await request(`${base}/v2/${repo}/blobs/${b.digest}`)
-      const hash = createHash('sha256')
-      let bytes = 0
-      for await (const chunk of res.body) {
-        hash.update(chunk as Buffer)
-        bytes += (chunk as Buffer).length
-      }
-      if (res.statusCode !== 200 || `sha256:${hash.digest('hex')}` !== b.digest || bytes !== b.bytes.length) {
-        counts.blobsCorrupt++
-        fail(`blob ${repo}@${b.digest.slice(0, 19)} read back ${res.statusCode}, ${bytes} bytes`)
-      } else counts.blobsVerified++
-    }
+    for (const b of [image.config, ...image.layers]) await verifyBlob(base, repo, b)
     const m = await request(`${base}/v2/${repo}/manifests/${image.manifest.digest}`, { headers: { accept: [MT.ociManifest, MT.dockerManifest].join(', ') } })
     const body = Buffer.from(await m.body.arrayBuffer())
     if (m.statusCode !== 200 || !body.equals(image.manifest.bytes)) {
@@ -110,7 +112,11 @@ async function worker(base: string, id: number, deadline: number): Promise<void>
     const tag = `w${id}-${i}`
     await pushImageChecked(base, repo, amd, `${tag}-amd64`)
     await pushImageChecked(base, repo, arm, `${tag}-arm64`)
-    if (large) await pushBlobChecked(base, repo, makeBlob(pseudoRandom(`${seed}-large`, LARGE), 'application/octet-stream'))
+    if (large) {
+      const big = makeBlob(pseudoRandom(`${seed}-large`, LARGE), 'application/octet-stream')
+      await pushBlobChecked(base, repo, big)
+      await verifyBlob(base, repo, big)
+    }
 
     counts.validLists++
     const valid = await timed('valid list', () => putManifest(base, repo, tag, buildIndex([amd, arm]).manifest))
@@ -181,6 +187,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${lines.join('\n')}\n`)
   const ok =
     counts.unexpected === 0 &&
+    counts.blobsVerified === counts.blobsPushed &&
     counts.blobsCorrupt === 0 &&
     counts.manifestsCorrupt === 0 &&
     counts.validAccepted === counts.validLists &&
