@@ -38,11 +38,15 @@ export function installErrorMapper(app: FastifyInstance): void {
  */
 export function rawPathRefusal(reason: string): (path: string, req: IncomingMessage, res: ServerResponse) => void {
   const error = RegistryError.of('NAME_INVALID', `manifest-guard: ${reason}`)
+  return (_path, _req, res) => writeRegistryError(res, error)
+}
+
+/** The same OCI error body on a raw Node response, for answers written outside fastify's reply. */
+export function writeRegistryError(res: ServerResponse, error: RegistryError): void {
+  if (res.destroyed) return
   const body = JSON.stringify(error.body())
-  return (_path, _req, res) => {
-    res.writeHead(error.status, { 'content-type': 'application/json; charset=utf-8' })
-    res.end(body)
-  }
+  res.writeHead(error.status, { ...error.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+  res.end(body)
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici'
 import { RegistryError } from '../oci/error-code.js'
 import { type ClientOrigin, clientOrigin } from './client-origin.js'
 import type { Exchange } from './exchange.js'
+import { writeRegistryError } from './error-mapper.js'
 import { countRequest } from './request-metrics.js'
 import type { Services } from './services.js'
 import type { ResponseObserver } from './traffic-observer.js'
@@ -111,13 +112,13 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
               res.writeHead(status, responseHeaders(upstreamHeaders, upstreamPrefix, origin))
               res.end(method === 'HEAD' ? undefined : response.body)
             } else {
-              writeError(res, verdict)
+              writeRegistryError(res, verdict)
             }
             finish()
           },
           (err: unknown) => {
             request.log.error({ err }, 'inspecting the registry answer failed')
-            writeError(res, RegistryError.of('UNKNOWN', `manifest-guard internal error (request ${request.id})`, undefined, 500))
+            writeRegistryError(res, RegistryError.of('UNKNOWN', `manifest-guard internal error (request ${request.id})`, undefined, 500))
             finish()
           },
         )
@@ -129,7 +130,7 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
           res.destroy(err)
         } else if (!res.destroyed) {
           closeIfUnread(request, res)
-          writeError(res, upstreamFailure(config.upstream, err))
+          writeRegistryError(res, upstreamFailure(config.upstream, err))
         }
         finish()
       },
@@ -195,13 +196,6 @@ function responseHeaders(headers: IncomingHttpHeaders, upstreamPrefix: string, o
  */
 function closeIfUnread(request: Exchange, res: ServerResponse): void {
   if (!request.raw.complete && !res.headersSent) res.setHeader('connection', 'close')
-}
-
-function writeError(res: ServerResponse, error: RegistryError): void {
-  if (res.destroyed) return
-  const body = JSON.stringify(error.body())
-  res.writeHead(error.status, { ...error.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
-  res.end(body)
 }
 
 /** A failed pass-through as a prompt OCI error: 504 for timeouts, 502 otherwise. */

@@ -102,9 +102,9 @@ export class RegistryClient {
     return { status: 'found', value: body }
   }
 
-  /** HEAD a tag: the digest it points at now. Never cached: tags move. */
-  async resolveTag(repository: string, tag: string, ctx: LookupContext): Promise<ContentLookup<TagResolution>> {
-    const res = await this.#request('tag', 'HEAD', `/v2/${repository}/manifests/${tag}`, ctx, { accept: MANIFEST_ACCEPT })
+  /** HEAD a tag (or digest): the digest it points at now. Never cached: tags move. */
+  async resolveTag(repository: string, reference: string, ctx: LookupContext): Promise<ContentLookup<TagResolution>> {
+    const res = await this.#request('tag', 'HEAD', `/v2/${repository}/manifests/${reference}`, ctx, { accept: MANIFEST_ACCEPT })
     if (!('statusCode' in res)) return res
     await res.body.dump()
     if (res.statusCode !== 200) return this.#unhappy(res)
