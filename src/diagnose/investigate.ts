@@ -253,14 +253,22 @@ function byImportance(a: Problem, b: Problem): number {
 /** The ledger is advice: if its store is down, the diagnosis goes on with what the registry says. */
 class SafeLedger {
   readonly #store: LedgerStore
+  // One investigation asks about the same child several times (stale checks, the tags for
+  // the fix); a shared store (Redis) is asked once.
+  readonly #pushes = new Map<Digest, Promise<readonly PushRecord[]>>()
   error: string | undefined
 
   constructor(store: LedgerStore) {
     this.#store = store
   }
 
-  async pushesOf(digest: Digest): Promise<readonly PushRecord[]> {
-    return this.#guard(() => this.#store.pushesOf(digest))
+  pushesOf(digest: Digest): Promise<readonly PushRecord[]> {
+    let pending = this.#pushes.get(digest)
+    if (pending === undefined) {
+      pending = this.#guard(() => this.#store.pushesOf(digest))
+      this.#pushes.set(digest, pending)
+    }
+    return pending
   }
 
   async tagHistory(repository: string, tag: string): Promise<readonly PushRecord[]> {
