@@ -1,6 +1,6 @@
 import { type ErrorCodeName, RegistryError, type WireError } from '../oci/error-code.js'
 import { formatPlatform } from '../oci/platform.js'
-import { type MessageContext, messageFor } from './message.js'
+import { type MessageContext, messageFor, moreProblemsMessage } from './message.js'
 import { type Cause, HARD_CAUSES, LOOKUP_CAUSES, type Problem } from './problem.js'
 
 // What to do with a push, given its problems and the policy: forward it, reject it with one
@@ -20,8 +20,14 @@ export interface Decision {
   /** Forward the original bytes upstream, or answer with `error`. */
   readonly forward: boolean
   readonly error: RegistryError | undefined
+  /** The most important problems, at most MAX_PROBLEMS of them. */
   readonly problems: readonly Problem[]
+  /** How many more there were: an answer, a record and a log line stay small whatever is pushed. */
+  readonly omitted: number
 }
+
+/** Problems kept per answer and per record; the rest are counted. */
+export const MAX_PROBLEMS = 20
 
 const CODE: Readonly<Record<Cause, ErrorCodeName>> = {
   stale: 'MANIFEST_BLOB_UNKNOWN',
@@ -29,36 +35,44 @@ const CODE: Readonly<Record<Cause, ErrorCodeName>> = {
   'wrong-repository': 'MANIFEST_BLOB_UNKNOWN',
   deleted: 'MANIFEST_BLOB_UNKNOWN',
   'never-pushed': 'MANIFEST_BLOB_UNKNOWN',
+  'child-missing': 'MANIFEST_BLOB_UNKNOWN',
   'blob-missing': 'MANIFEST_BLOB_UNKNOWN',
   'size-mismatch': 'MANIFEST_INVALID',
   'media-type-mismatch': 'MANIFEST_INVALID',
   'child-unreadable': 'MANIFEST_INVALID',
-  'duplicate-platform': 'MANIFEST_INVALID',
   'too-deep': 'MANIFEST_INVALID',
   'too-many': 'MANIFEST_INVALID',
+  'tag-moved': 'MANIFEST_BLOB_UNKNOWN',
+  'duplicate-entry': 'MANIFEST_INVALID',
   denied: 'DENIED',
   'lookup-failed': 'UNAVAILABLE',
   timeout: 'UNAVAILABLE',
 }
 
-export function decide(problems: readonly Problem[], policy: Policy, ctx: MessageContext): Decision {
+export function decide(found: readonly Problem[], policy: Policy, ctx: MessageContext): Decision {
+  // Problems arrive most important first: the first MAX_PROBLEMS say what matters.
+  const problems = found.slice(0, MAX_PROBLEMS)
+  const omitted = found.length - problems.length
   // The registry itself must challenge a client whose credentials do not reach the content:
   // forwarding untouched gives it that chance and tells the client nothing from us.
-  if (problems.some((p) => p.cause === 'denied')) return { verdict: 'deferred', forward: true, error: undefined, problems }
+  if (found.some((p) => p.cause === 'denied')) return { verdict: 'deferred', forward: true, error: undefined, problems, omitted }
 
-  const blocking = problems.filter((p) => HARD_CAUSES.has(p.cause) || (p.cause === 'stale-present' && policy.staleChild === 'reject'))
+  const blocking = found.filter((p) => HARD_CAUSES.has(p.cause) || (p.cause === 'stale-present' && policy.staleChild === 'reject'))
   if (blocking.length > 0) {
-    if (policy.mode === 'warn') return { verdict: 'warned', forward: true, error: undefined, problems }
-    return { verdict: 'rejected', forward: false, error: new RegistryError(400, blocking.map((p) => wireError(p, ctx))), problems }
+    if (policy.mode === 'warn') return { verdict: 'warned', forward: true, error: undefined, problems, omitted }
+    const shown = blocking.slice(0, MAX_PROBLEMS).map((p) => wireError(p, ctx))
+    const more = blocking.length - shown.length
+    if (more > 0) shown.push({ code: shown[0]!.code, message: moreProblemsMessage(more, ctx), detail: { omitted: more, requestId: ctx.requestId } })
+    return { verdict: 'rejected', forward: false, error: new RegistryError(400, shown), problems, omitted }
   }
-  const failures = problems.filter((p) => LOOKUP_CAUSES.has(p.cause))
+  const failures = found.filter((p) => LOOKUP_CAUSES.has(p.cause))
   if (failures.length > 0) {
-    if (policy.onLookupFailure === 'forward') return { verdict: 'unverified', forward: true, error: undefined, problems }
+    if (policy.onLookupFailure === 'forward') return { verdict: 'unverified', forward: true, error: undefined, problems, omitted }
     const error = new RegistryError(503, failures.slice(0, 1).map((p) => wireError(p, ctx)), { 'retry-after': String(policy.retryAfterSeconds) })
-    return { verdict: 'unverified', forward: false, error, problems }
+    return { verdict: 'unverified', forward: false, error, problems, omitted }
   }
-  if (problems.length > 0) return { verdict: 'warned', forward: true, error: undefined, problems }
-  return { verdict: 'accepted', forward: true, error: undefined, problems }
+  if (found.length > 0) return { verdict: 'warned', forward: true, error: undefined, problems, omitted }
+  return { verdict: 'accepted', forward: true, error: undefined, problems, omitted }
 }
 
 /** One wire error: the sentence in `message`, the facts in `detail` for tools and logs. */
@@ -66,11 +80,17 @@ export function wireError(p: Problem, ctx: MessageContext): WireError {
   return { code: CODE[p.cause], message: messageFor(p, ctx), detail: detailOf(p, ctx) }
 }
 
+/** Digests listed per fact in `detail`; the rest are counted. */
+const DETAIL_LIST_LIMIT = 20
+
 export function detailOf(p: Problem, ctx: Pick<MessageContext, 'repository' | 'reference' | 'requestId'>): Record<string, unknown> {
-  const { platforms, ...facts } = p
+  const { platforms, parents, ...facts } = p
+  const parentList = parents === undefined ? undefined : [...new Set(parents)]
   return {
     ...facts,
-    ...(platforms === undefined ? {} : { platforms: platforms.map((x) => formatPlatform(x)) }),
+    ...(platforms === undefined ? {} : { platforms: [...new Set(platforms.map((x) => formatPlatform(x)))].slice(0, DETAIL_LIST_LIMIT) }),
+    ...(parentList === undefined ? {} : { parents: parentList.slice(0, DETAIL_LIST_LIMIT) }),
+    ...(parentList !== undefined && parentList.length > DETAIL_LIST_LIMIT ? { parentsOmitted: parentList.length - DETAIL_LIST_LIMIT } : {}),
     ...(p.pushedAt === undefined ? {} : { pushedAt: new Date(p.pushedAt).toISOString() }),
     ...(p.nowAt === undefined ? {} : { nowAt: new Date(p.nowAt).toISOString() }),
     repository: ctx.repository,

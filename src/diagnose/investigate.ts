@@ -4,19 +4,24 @@ import type { Descriptor } from '../oci/descriptor.js'
 import type { Digest } from '../oci/digest.js'
 import { isRepositoryName } from '../oci/reference.js'
 import { type Platform, parsePlatform, samePlatform } from '../oci/platform.js'
-import { type Finding, platformOf, type WalkResult } from '../validate/finding.js'
+import { type Finding, platformOf, platformsOf, type WalkResult } from '../validate/finding.js'
 import { CAUSES, type Problem } from './problem.js'
 import type { Prober } from './prober.js'
+import { tagRelation } from './tag-relation.js'
 
 // From findings to causes. The walk says what is missing; the ledger says what it was, and
 // a few more lookups (with the client's own credentials) say where it went. A repository is
 // named in a diagnosis only after the client's credentials were shown to read it there, so
-// a diagnosis never tells anyone about content they could not see for themselves.
+// a diagnosis never tells anyone about content they could not see for themselves. Every
+// lookup made here goes through the same budget as the walk's (the prober passed in is
+// bounded in concurrency and time), and only the first MAX_EXPLAINED objects are explained.
 
 export interface InvestigationInput {
   readonly repository: string
-  /** The pushed index's own entries. */
-  readonly children: readonly Descriptor[]
+  /** The pushed index. */
+  readonly list: { readonly digest: Digest; readonly children: readonly Descriptor[] }
+  /** The list's tag, or undefined when it is pushed (or checked) by digest. */
+  readonly listTag: string | undefined
   readonly walk: WalkResult
   readonly ledger: LedgerStore
   readonly prober: Prober
@@ -27,36 +32,46 @@ export interface InvestigationInput {
 
 export interface Investigation {
   readonly problems: readonly Problem[]
-  /** Tags the children were pushed as (ledger), to spell out the rebuild command. */
+  /** The tags of the list's own platform images (ledger), to spell out the rebuild command. */
   readonly childTags: readonly string[]
   /** Set when the ledger could not be read: the diagnosis fell back to the registry alone. */
   readonly ledgerError: string | undefined
 }
 
+/** Objects explained with lookups; past these a problem says only what the walk found. */
+export const MAX_EXPLAINED = 20
 /** Most other repositories probed for one missing child. */
 const MAX_REPOSITORIES_PROBED = 6
 /** Largest image config read to learn a platform. */
 const MAX_CONFIG_BYTES = 1 << 20
+/** Earlier versions of the list's tag read to learn which tags its children had. */
+const EARLIER_LISTS_READ = 3
 
 export async function investigate(input: InvestigationInput): Promise<Investigation> {
   const ledger = new SafeLedger(input.ledger)
+  const stale = new StaleRule(input, ledger)
   const problems: Problem[] = []
-  const blobProblems = new Map<string, { finding: Extract<Finding, { kind: 'blob-missing' }>; platforms: (Platform | undefined)[]; parents: Digest[] }>()
   const explained: Promise<void>[] = []
+  let budget = MAX_EXPLAINED
+  const explain = (): boolean => budget-- > 0
 
+  // A blob shared by several children is one problem naming all of them.
+  const blobGroups = new Map<string, { finding: Extract<Finding, { kind: 'blob-missing' }>; platforms: (Platform | undefined)[]; parents: Digest[] }>()
   for (const f of input.walk.findings) {
     switch (f.kind) {
-      case 'child-missing':
-        explained.push(explainMissingChild(input, ledger, f.descriptor, platformOf(f.path)).then((p) => void problems.push(p)))
+      case 'child-missing': {
+        const base = { object: 'child manifest' as const, digest: f.descriptor.digest, platforms: platformsOf(f.paths) }
+        if (explain()) explained.push(explainMissingChild(input, ledger, stale, f.descriptor, platformOf(f.paths[0]!)).then((p) => void problems.push({ ...base, ...p })))
+        else problems.push({ ...base, cause: 'child-missing' })
         break
+      }
       case 'blob-missing': {
-        // A layer shared by several children is one problem naming all of them.
-        const parent = f.path.chain.at(-1)?.digest
         const key = `${f.role}:${f.descriptor.digest}`
-        const group = blobProblems.get(key) ?? { finding: f, platforms: [], parents: [] }
-        group.platforms.push(platformOf(f.path))
+        const group = blobGroups.get(key) ?? { finding: f, platforms: [], parents: [] }
+        group.platforms.push(...platformsOf(f.paths))
+        const parent = f.role === 'entry' ? undefined : f.paths[0]?.chain.at(-1)?.digest
         if (parent !== undefined) group.parents.push(parent)
-        blobProblems.set(key, group)
+        blobGroups.set(key, group)
         break
       }
       case 'size-mismatch':
@@ -64,32 +79,32 @@ export async function investigate(input: InvestigationInput): Promise<Investigat
           cause: 'size-mismatch',
           object: f.role === 'child' ? 'child manifest' : f.role,
           digest: f.descriptor.digest,
-          platforms: [platformOf(f.path)],
+          platforms: platformsOf(f.paths),
           expected: f.descriptor.size,
           actual: f.actual,
-          ...(f.role === 'child' ? {} : { parents: parentOf(f.path.chain) }),
+          ...(f.role === 'child' || f.role === 'entry' ? {} : { parents: parentOf(f.paths[0]!.chain) }),
         })
         break
       case 'media-type-mismatch':
-        problems.push({ cause: 'media-type-mismatch', object: 'child manifest', digest: f.descriptor.digest, platforms: [platformOf(f.path)], expected: f.descriptor.mediaType, actual: f.actual })
+        problems.push({ cause: 'media-type-mismatch', object: 'child manifest', digest: f.descriptor.digest, platforms: platformsOf(f.paths), expected: f.descriptor.mediaType, actual: f.actual })
         break
       case 'child-unreadable':
-        problems.push({ cause: 'child-unreadable', object: 'child manifest', digest: f.descriptor.digest, platforms: [platformOf(f.path)], reason: f.problem })
+        problems.push({ cause: 'child-unreadable', object: 'child manifest', digest: f.descriptor.digest, platforms: platformsOf(f.paths), reason: f.problem })
         break
-      case 'duplicate-platform':
-        problems.push({ cause: 'duplicate-platform', digest: f.descriptors[1].digest, otherDigest: f.descriptors[0].digest, platforms: [f.platform] })
+      case 'duplicate-entry':
+        problems.push({ cause: 'duplicate-entry', digest: f.descriptors[1].digest, otherDigest: f.descriptors[0].digest, platforms: [f.descriptors[1].platform] })
         break
       case 'too-deep':
-        problems.push({ cause: 'too-deep', object: 'child manifest', digest: f.descriptor.digest, platforms: [platformOf(f.path)], limit: f.limit })
+        problems.push({ cause: 'too-deep', object: 'child manifest', digest: f.descriptor.digest, platforms: platformsOf(f.paths), limit: f.limit })
         break
       case 'too-many':
-        problems.push({ cause: 'too-many', limit: f.limit })
+        problems.push({ cause: 'too-many', limit: f.limit, reason: f.counted })
         break
       case 'denied':
         problems.push({ cause: 'denied', digest: f.descriptor.digest, reason: `the registry answered ${f.httpStatus}` })
         break
       case 'lookup-failed':
-        problems.push({ cause: 'lookup-failed', digest: f.descriptor.digest, platforms: [platformOf(f.path)], reason: f.reason })
+        problems.push({ cause: 'lookup-failed', digest: f.descriptor.digest, platforms: platformsOf(f.paths), reason: f.reason })
         break
       case 'timeout':
         problems.push({ cause: 'timeout', limit: f.limitMs })
@@ -97,39 +112,35 @@ export async function investigate(input: InvestigationInput): Promise<Investigat
     }
   }
 
-  for (const { finding, platforms, parents } of blobProblems.values()) {
-    explained.push(
-      ledger.tagsOf(input.repository, parents[0]).then((tags) => {
-        problems.push({
-          cause: 'blob-missing',
-          object: finding.role,
-          digest: finding.descriptor.digest,
-          platforms,
-          parents,
-          ...(tags[0] === undefined ? {} : { parentTag: tags[0] }),
-          ...(finding.layerIndex === undefined ? {} : { layerIndex: finding.layerIndex }),
-        })
-      }),
-    )
+  for (const { finding, platforms, parents } of blobGroups.values()) {
+    const problem: Problem = {
+      cause: 'blob-missing',
+      object: finding.role,
+      digest: finding.descriptor.digest,
+      platforms,
+      parents,
+      ...(finding.layerIndex === undefined ? {} : { layerIndex: finding.layerIndex }),
+    }
+    if (parents[0] === undefined || !explain()) problems.push(problem)
+    else explained.push(ledger.tagsOf(input.repository, parents[0]).then((tags) => void problems.push(tags[0] === undefined ? problem : { ...problem, parentTag: tags[0] })))
   }
 
   for (const present of input.walk.presentChildren) {
-    explained.push(findSupersededChild(input, ledger, present.descriptor, platformOf(present.path)).then((p) => void (p !== undefined && problems.push(p))))
+    explained.push(stale.check(present.descriptor, platformOf(present.paths[0]!)).then((p) => void (p !== undefined && problems.push(p))))
   }
 
-  const childTags = Promise.all(input.children.map((c) => ledger.tagsOf(input.repository, c.digest)))
   await Promise.all(explained)
   // Stable order for people and tests: by cause, then by the child's place in the list.
-  const position = new Map(input.children.map((c, i) => [c.digest as string, i]))
+  const position = new Map(input.list.children.map((c, i) => [c.digest as string, i]))
   const place = (p: Problem): number => Math.min(...[p.digest, ...(p.parents ?? [])].map((d) => position.get(d ?? '') ?? Number.MAX_SAFE_INTEGER))
   problems.sort((a, b) => byImportance(a, b) || place(a) - place(b))
-  const tags = [...new Set((await childTags).map((t) => t[0]).filter((t): t is string => t !== undefined))]
-  return { problems, childTags: tags, ledgerError: ledger.error }
+  return { problems, childTags: await stale.ownTags(), ledgerError: ledger.error }
 }
 
-async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger, d: Descriptor, platform: Platform | undefined): Promise<Problem> {
+type Explanation = Pick<Problem, 'cause' | 'tag' | 'pushedAt' | 'now' | 'nowAt' | 'nowBy' | 'foundIn' | 'checked'>
+
+async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger, stale: StaleRule, d: Descriptor, platform: Platform | undefined): Promise<Explanation> {
   const { repository, prober, ctx } = input
-  const base = { object: 'child manifest' as const, digest: d.digest, platforms: [platform] }
   const records = await ledger.pushesOf(d.digest)
   const here = records.filter((r) => r.repository === repository)
 
@@ -137,7 +148,8 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
     const now = await prober.resolveTag(repository, record.tag!, ctx)
     if (now.status === 'found' && now.value.digest !== d.digest) {
       const latest = (await ledger.tagHistory(repository, record.tag!)).find((r) => r.digest === now.value.digest)
-      return { ...base, cause: 'stale', tag: record.tag!, pushedAt: record.at, now: now.value.digest, ...nowFacts(latest) }
+      stale.noteTag(record.tag!, platform)
+      return { cause: 'stale', tag: record.tag!, pushedAt: record.at, now: now.value.digest, ...nowFacts(latest) }
     }
   }
 
@@ -151,62 +163,134 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
     if (there.status === 'missing') absent.push(other)
     if (there.status === 'found') {
       const tag = records.find((r) => r.repository === other && r.tag !== undefined)?.tag
-      return { ...base, cause: 'wrong-repository', foundIn: other, ...(tag === undefined ? {} : { tag }) }
+      return { cause: 'wrong-repository', foundIn: other, ...(tag === undefined ? {} : { tag }) }
     }
   }
 
   const seenHere = here[0]
   if (seenHere !== undefined) {
-    return { ...base, cause: 'deleted', pushedAt: seenHere.at, ...(seenHere.tag === undefined ? {} : { tag: seenHere.tag }) }
+    return { cause: 'deleted', pushedAt: seenHere.at, ...(seenHere.tag === undefined ? {} : { tag: seenHere.tag }) }
   }
-  return { ...base, cause: 'never-pushed', checked: [repository, ...candidates.filter((c) => absent.includes(c))] }
+  return { cause: 'never-pushed', checked: [repository, ...candidates.filter((c) => absent.includes(c))] }
 }
 
 /**
- * The silent case: the child exists, but the tag it was pushed as has since been pushed
- * again with another build of the same platform. The registry would take the list.
+ * The silent case: a child that exists, but whose tag has since been pushed again with another
+ * build of the same platform. Whether that makes the list stale depends on whose tag it is:
+ * - the list's own tag (`1.0-amd64` for list `1.0`): stale, even when the list's bytes equal
+ *   an earlier push (docker manifest create --amend reuses the old descriptors);
+ * - the exact list already in the repository (a promotion, a re-push, a mirror run): not stale;
+ * - a tag the ledger saw naming this list's child before: stale;
+ * - a tag that only shares a word with the list's (`1.0-build7`), or a list pushed by digest: a
+ *   warning, since nothing says either way;
+ * - an unrelated floating tag (`latest-amd64` for list `1.0`): not stale; those move on.
  */
-async function findSupersededChild(input: InvestigationInput, ledger: SafeLedger, d: Descriptor, platform: Platform | undefined): Promise<Problem | undefined> {
-  const { repository, prober, ctx } = input
-  const here = (await ledger.pushesOf(d.digest)).filter((r) => r.repository === repository)
-  for (const record of distinctTags(here)) {
-    const history = await ledger.tagHistory(repository, record.tag!)
-    const latest = history[0]
-    if (latest === undefined || latest.digest === d.digest || latest.at < record.at) continue
-    // The ledger says the tag moved; the registry has the last word on where it points now.
-    const now = await prober.resolveTag(repository, record.tag!, ctx)
-    if (now.status !== 'found' || now.value.digest === d.digest) continue
-    const nowRecord = history.find((r) => r.digest === now.value.digest)
-    const facts = { object: 'child manifest' as const, digest: d.digest, platforms: [platform], tag: record.tag!, pushedAt: record.at, now: now.value.digest, ...nowFacts(nowRecord) }
-    // The walk may have taken the child's presence from the cache; an old build is exactly
-    // what garbage collection removes, so ask the registry before calling it present.
-    const still = await prober.resolveTag(repository, d.digest, ctx)
-    if (still.status === 'missing') return { ...facts, cause: 'stale' }
-    if (!(await supersedesPlatform(input, now.value.digest, d.digest, platform))) continue
-    return { ...facts, cause: 'stale-present' }
-  }
-  return undefined
-}
+class StaleRule {
+  readonly #in: InvestigationInput
+  readonly #ledger: SafeLedger
+  #stored: Promise<boolean> | undefined
+  #earlierChildTags: Promise<ReadonlySet<string>> | undefined
+  /** Tags of this list's platform images, for the fix commands. */
+  readonly #own = new Set<string>()
 
-/** Whether `replacement` is another build of `platform` (and not, say, a list that includes the child). */
-async function supersedesPlatform(input: InvestigationInput, replacement: Digest, child: Digest, platform: Platform | undefined): Promise<boolean> {
-  const { repository, prober, ctx } = input
-  const found = await prober.manifest(repository, replacement, ctx)
-  if (found.status !== 'found' || found.value.manifest === undefined) return false
-  const m = found.value.manifest
-  if (m.kind === 'index') {
-    if (m.manifests.some((e) => e.digest === child)) return false
-    return platform !== undefined && m.manifests.some((e) => samePlatform(e.platform, platform))
+  constructor(input: InvestigationInput, ledger: SafeLedger) {
+    this.#in = input
+    this.#ledger = ledger
   }
-  if (m.kind !== 'image') return false
-  if (platform === undefined) return true
-  const config = await prober.blobBytes(repository, m.config.digest, ctx, MAX_CONFIG_BYTES)
-  if (config.status !== 'found') return false
-  try {
-    const doc = JSON.parse(config.value.toString('utf8')) as Record<string, unknown>
-    return samePlatform(parsePlatform(doc), platform)
-  } catch {
-    return false
+
+  async check(d: Descriptor, platform: Platform | undefined): Promise<Problem | undefined> {
+    const { repository, prober, ctx } = this.#in
+    const here = (await this.#ledger.pushesOf(d.digest)).filter((r) => r.repository === repository)
+    for (const record of distinctTags(here)) {
+      const tag = record.tag!
+      const history = await this.#ledger.tagHistory(repository, tag)
+      const latest = history[0]
+      if (latest === undefined || latest.digest === d.digest || latest.at < record.at) continue
+      const relation = await this.#relation(tag, platform)
+      if (relation === 'unrelated') continue
+      // The ledger says the tag moved; the registry has the last word on where it points now.
+      const now = await prober.resolveTag(repository, tag, ctx)
+      if (now.status !== 'found' || now.value.digest === d.digest) continue
+      if (!(await this.#supersedes(now.value.digest, d.digest, platform))) continue
+      const facts = { object: 'child manifest' as const, digest: d.digest, platforms: [platform], tag, pushedAt: record.at, now: now.value.digest, ...nowFacts(history.find((r) => r.digest === now.value.digest)) }
+      if (relation === 'own') return { ...facts, cause: 'stale-present' }
+      if (await this.#listStored()) continue
+      if (relation === 'earlier-child') return { ...facts, cause: 'stale-present' }
+      return { ...facts, cause: 'tag-moved' }
+    }
+    return undefined
+  }
+
+  /** A missing child's tag, for the fix commands, when it is the list's own. */
+  noteTag(tag: string, platform: Platform | undefined): void {
+    if (this.#in.listTag !== undefined && tagRelation(tag, this.#in.listTag, platform) === 'derived') this.#own.add(tag)
+  }
+
+  /** The tags of this list's platform images, known once every check is done. */
+  async ownTags(): Promise<string[]> {
+    const { repository, list } = this.#in
+    for (const child of list.children.slice(0, MAX_EXPLAINED)) {
+      for (const tag of await this.#ledger.tagsOf(repository, child.digest)) this.noteTag(tag, child.platform)
+    }
+    return [...this.#own]
+  }
+
+  async #relation(tag: string, platform: Platform | undefined): Promise<'own' | 'earlier-child' | 'related' | 'unrelated'> {
+    const listTag = this.#in.listTag
+    // Pushed by digest: nothing to derive a relation from.
+    if (listTag === undefined) return 'related'
+    const relation = tagRelation(tag, listTag, platform)
+    if (relation === 'derived') return 'own'
+    if ((await this.#earlierTags()).has(tag)) return 'earlier-child'
+    return relation
+  }
+
+  /** Whether exactly this list is in the repository already (a promotion, re-push or mirror). */
+  #listStored(): Promise<boolean> {
+    const { repository, prober, ctx, list } = this.#in
+    this.#stored ??= prober.resolveTag(repository, list.digest, ctx).then((r) => r.status === 'found')
+    return this.#stored
+  }
+
+  /** Tags the children of earlier versions of this list's tag had: the list's own child tags. */
+  #earlierTags(): Promise<ReadonlySet<string>> {
+    this.#earlierChildTags ??= (async () => {
+      const { repository, prober, ctx, list, listTag } = this.#in
+      const tags = new Set<string>()
+      if (listTag === undefined) return tags
+      const earlier = (await this.#ledger.tagHistory(repository, listTag)).filter((r) => r.digest !== list.digest).slice(0, EARLIER_LISTS_READ)
+      for (const record of earlier) {
+        const found = await prober.manifest(repository, record.digest, ctx)
+        if (found.status !== 'found' || found.value.manifest?.kind !== 'index') continue
+        for (const child of found.value.manifest.manifests.slice(0, MAX_EXPLAINED)) {
+          for (const tag of await this.#ledger.tagsOf(repository, child.digest)) tags.add(tag)
+        }
+      }
+      return tags
+    })()
+    return this.#earlierChildTags
+  }
+
+  /** Whether `replacement` is another build of `platform` (and not, say, a list that includes the child). */
+  async #supersedes(replacement: Digest, child: Digest, platform: Platform | undefined): Promise<boolean> {
+    const { repository, prober, ctx } = this.#in
+    const found = await prober.manifest(repository, replacement, ctx)
+    if (found.status !== 'found' || found.value.manifest === undefined) return false
+    const m = found.value.manifest
+    if (m.kind === 'index') {
+      if (m.manifests.some((e) => e.digest === child)) return false
+      return platform !== undefined && m.manifests.some((e) => samePlatform(e.platform, platform))
+    }
+    if (m.kind !== 'image') return false
+    if (platform === undefined) return true
+    const config = await prober.blobBytes(repository, m.config.digest, ctx, MAX_CONFIG_BYTES)
+    if (config.status !== 'found') return false
+    try {
+      const doc = JSON.parse(config.value.toString('utf8')) as Record<string, unknown>
+      return samePlatform(parsePlatform(doc), platform)
+    } catch {
+      return false
+    }
   }
 }
 
@@ -236,7 +320,7 @@ function distinctTags(records: readonly PushRecord[]): PushRecord[] {
   return out
 }
 
-function nowFacts(record: PushRecord | undefined): Partial<Problem> {
+function nowFacts(record: PushRecord | undefined): Pick<Problem, 'nowAt' | 'nowBy'> {
   if (record === undefined) return {}
   return { nowAt: record.at, ...(record.identity === undefined ? {} : { nowBy: record.identity }) }
 }
@@ -256,6 +340,7 @@ class SafeLedger {
   // One investigation asks about the same child several times (stale checks, the tags for
   // the fix); a shared store (Redis) is asked once.
   readonly #pushes = new Map<Digest, Promise<readonly PushRecord[]>>()
+  readonly #tags = new Map<string, Promise<readonly PushRecord[]>>()
   error: string | undefined
 
   constructor(store: LedgerStore) {
@@ -271,8 +356,14 @@ class SafeLedger {
     return pending
   }
 
-  async tagHistory(repository: string, tag: string): Promise<readonly PushRecord[]> {
-    return this.#guard(() => this.#store.tagHistory(repository, tag))
+  tagHistory(repository: string, tag: string): Promise<readonly PushRecord[]> {
+    const key = `${repository}:${tag}`
+    let pending = this.#tags.get(key)
+    if (pending === undefined) {
+      pending = this.#guard(() => this.#store.tagHistory(repository, tag))
+      this.#tags.set(key, pending)
+    }
+    return pending
   }
 
   async tagsOf(repository: string, digest: Digest | undefined): Promise<string[]> {

@@ -3,7 +3,7 @@ import { describeMediaType } from '../oci/media-type.js'
 import { formatPlatform, type Platform } from '../oci/platform.js'
 import type { Problem } from './problem.js'
 
-// Every sentence a user reads. Clients print only `<code>: <message>` (DESIGN.md §3), so
+// Every sentence a user reads. Clients print only `<code>: <message>` (docs/clients.md), so
 // each message is one self-contained line, most important words first: which digest, which
 // platform, what it is, why, and the exact fix; the request id last, to quote.
 
@@ -65,17 +65,31 @@ function sentence(p: Problem, ctx: MessageContext): string {
         `Most likely the platform images were never pushed here (buildah/podman manifest push without --all), or were deleted since. ` +
         `Fix: push the platform images to ${repo} first, or push the list with --all`
       )
+    case 'child-missing':
+      return (
+        `child ${what} is not in ${repo} (not explained further: this push has more problems than manifest-guard explains in one answer). ` +
+        `Fix: push the platform images to ${repo} first, or push the list with --all`
+      )
     case 'blob-missing':
+      if (p.object === 'entry') {
+        return (
+          `blob ${what} that the list names is missing from ${repo}: it was deleted or never uploaded, so the registry would accept the list and pulls would fail. ` +
+          `Fix: push that blob to ${repo} again (for a BuildKit cache, run the build again with --cache-to), then push the list`
+        )
+      }
       return (
         `${p.object} ${p.digest}${p.layerIndex === undefined ? '' : ` (layer ${p.layerIndex + 1})`} of the ${platformWords(p)}child ${parents(p)} is missing from ${repo}: ` +
         `the child manifest is there but this blob was deleted or never uploaded, so the registry would accept the list and pulls would fail. ` +
         `Fix: push the ${platformWords(p)}image to ${repo}${p.parentTag === undefined ? '' : ` (${ctx.registryHost}/${repo}:${p.parentTag})`} again, then push the list`
       )
-    case 'size-mismatch':
+    case 'size-mismatch': {
+      const named = p.object === 'child manifest' ? 'child' : p.object === 'entry' ? 'blob' : p.object
+      const says = p.object === 'child manifest' || p.object === 'entry' ? 'the list' : `its manifest ${parents(p)}`
       return (
-        `wrong size for ${p.object === 'child manifest' ? 'child' : p.object} ${what}: ${p.object === 'child manifest' ? 'the list' : `its manifest ${parents(p)}`} says ${p.expected} bytes, ` +
+        `wrong size for ${named} ${what}: ${says} says ${p.expected} bytes, ` +
         `${repo} holds ${p.actual}; pulls would fail verification. Fix: regenerate the list from the registry (docker manifest create, buildah manifest add) instead of editing it`
       )
+    }
     case 'media-type-mismatch':
       return (
         `wrong media type for child ${what}: the list says ${String(p.expected)}, ${repo} holds a ${describeMediaType(String(p.actual))} (${String(p.actual)}); ` +
@@ -83,15 +97,22 @@ function sentence(p: Problem, ctx: MessageContext): string {
       )
     case 'child-unreadable':
       return `child ${what} in ${repo} is not a manifest manifest-guard can read (${p.reason}). Fix: push the platform image again, then the list`
-    case 'duplicate-platform':
-      return (
-        `the list names ${platforms(p)} twice: ${p.otherDigest} and ${p.digest}; clients take the first, so one build is never pulled. ` +
-        `Fix: recreate the list with one image per platform`
-      )
     case 'too-deep':
       return `nested indexes deeper than ${p.limit} levels (at ${p.digest}); manifest-guard checks no deeper (validation.maxDepth). Fix: flatten the index`
     case 'too-many':
-      return `the list references more than ${p.limit} manifests and blobs, the most manifest-guard checks in one push (validation.maxDescriptors). Fix: split it, or raise the limit`
+      return p.reason === 'references'
+        ? `the list names its manifests and blobs more than ${p.limit} times in all, more than manifest-guard follows in one push. Fix: name each object once, or split the list`
+        : `the list references more than ${p.limit} distinct manifests and blobs, the most manifest-guard checks in one push (validation.maxDescriptors). Fix: split it, or raise the limit`
+    case 'tag-moved':
+      return (
+        `child ${what} was pushed as ${repo}:${p.tag} ${at(p.pushedAt)}, and that tag has been pushed again since, as ${shortDigest(p.now ?? '')}${p.nowAt === undefined ? '' : ` ${at(p.nowAt)}`}${by(p)}; ` +
+        `the list still names the earlier build. Forwarded: nothing says whether this list owns that tag`
+      )
+    case 'duplicate-entry':
+      return p.digest === p.otherDigest
+        ? `the list names ${p.digest} (${platforms(p)}) twice; clients use the first entry. Fix: recreate the list with each image once`
+        : `the list names ${platforms(p)} twice with nothing to tell the entries apart (no other platform field, media type or annotation differs): ${p.otherDigest} and ${p.digest}; ` +
+            `clients take the first, so the second is never pulled. Fix: recreate the list with one image per platform`
     case 'denied':
       return `the registry refused manifest-guard's lookup of ${p.digest} with your credentials (${p.reason})`
     case 'lookup-failed':
@@ -99,6 +120,11 @@ function sentence(p: Problem, ctx: MessageContext): string {
     case 'timeout':
       return `manifest-guard could not verify this list within ${p.limit} ms (validation.timeoutMs). Retry shortly`
   }
+}
+
+/** The closing entry of an answer cut at its first problems. */
+export function moreProblemsMessage(count: number, ctx: Pick<MessageContext, 'requestId'>): string {
+  return `and ${count} more problem${count === 1 ? '' : 's'} of the same list, not listed here; the decision record counts them [manifest-guard request ${ctx.requestId}]`
 }
 
 /** A cross-repository mount the registry could not do, as docker would otherwise report it. */
@@ -118,7 +144,8 @@ function subject(p: Problem): string {
 
 function platforms(p: Problem): string {
   const names = [...new Set((p.platforms ?? []).map((x: Platform | undefined) => formatPlatform(x)))]
-  return names.length === 0 ? 'no platform' : names.join(' and ')
+  if (names.length === 0) return 'no platform'
+  return names.length > PARENTS_NAMED ? `${names.slice(0, PARENTS_NAMED).join(', ')} and ${names.length - PARENTS_NAMED} more platforms` : names.join(' and ')
 }
 
 /** `linux/arm64 ` or nothing, for sentences that read well either way. */
@@ -127,8 +154,13 @@ function platformWords(p: Problem): string {
   return known.length === 0 ? '' : `${platforms(p)} `
 }
 
+/** Parents named in a sentence; a layer shared by fifty children names a few and counts the rest. */
+const PARENTS_NAMED = 4
+
 function parents(p: Problem): string {
-  return (p.parents ?? []).map(shortDigest).join(', ')
+  const all = [...new Set(p.parents ?? [])]
+  const named = all.slice(0, PARENTS_NAMED).map(shortDigest).join(', ')
+  return all.length > PARENTS_NAMED ? `${named} and ${all.length - PARENTS_NAMED} more` : named
 }
 
 function at(ms: number | undefined): string {

@@ -7,11 +7,14 @@ import type { Platform } from '../oci/platform.js'
 /**
  * Every cause, most important first (the order problems are reported in):
  * - stale: child missing; the ledger knew it as <name>:<tag>, and that tag now points elsewhere.
- * - stale-present: child present, but its tag has since been re-pushed with another build of that platform.
+ * - stale-present: child present, but the list's own tag for it has since been re-pushed with another build.
  * - wrong-repository: child missing here, present in another repository the client can read.
  * - deleted: child missing; the ledger saw it in this repository before.
  * - never-pushed: child missing, and seen nowhere.
- * - blob-missing: child present, one of its blobs missing.
+ * - child-missing: child missing, not explained (more problems in one push than are explained).
+ * - blob-missing: child present, one of its blobs missing (or a blob entry of the index missing).
+ * - tag-moved: child present, its tag re-pushed since, and nothing says whether the list owns that tag.
+ * - duplicate-entry: two entries nothing tells apart; clients take the first.
  * - denied: the client's credentials do not reach something; the registry must answer, not us.
  */
 export const CAUSES = [
@@ -20,13 +23,15 @@ export const CAUSES = [
   'wrong-repository',
   'deleted',
   'never-pushed',
+  'child-missing',
   'blob-missing',
   'size-mismatch',
   'media-type-mismatch',
   'child-unreadable',
-  'duplicate-platform',
   'too-deep',
   'too-many',
+  'tag-moved',
+  'duplicate-entry',
   'denied',
   'lookup-failed',
   'timeout',
@@ -34,7 +39,7 @@ export const CAUSES = [
 
 export type Cause = (typeof CAUSES)[number]
 
-export type ObjectKind = 'child manifest' | 'config' | 'layer'
+export type ObjectKind = 'child manifest' | 'config' | 'layer' | 'entry'
 
 export interface Problem {
   readonly cause: Cause
@@ -47,11 +52,10 @@ export interface Problem {
   /** For blobs: the tag the (first) parent child was pushed as, when the ledger knows. */
   readonly parentTag?: string
   readonly layerIndex?: number
-  readonly layerCount?: number
-  /** stale / stale-present / deleted: the tag the child was pushed as. */
+  /** stale / stale-present / tag-moved / deleted: the tag the child was pushed as. */
   readonly tag?: string
   readonly pushedAt?: number
-  /** stale / stale-present: where that tag points now. */
+  /** stale / stale-present / tag-moved: where that tag points now. */
   readonly now?: Digest
   readonly nowAt?: number
   readonly nowBy?: string
@@ -61,7 +65,7 @@ export interface Problem {
   readonly checked?: readonly string[]
   readonly expected?: string | number
   readonly actual?: string | number
-  /** duplicate-platform: the other entry. */
+  /** duplicate-entry: the other entry. */
   readonly otherDigest?: Digest
   readonly limit?: number
   readonly reason?: string
@@ -69,5 +73,10 @@ export interface Problem {
 
 export const LOOKUP_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['lookup-failed', 'timeout'])
 
+/** Causes that only warn: the list is forwarded and the decision record says why. */
+export const WARNING_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['tag-moved', 'duplicate-entry'])
+
 /** Causes that make a list broken whatever the policy says: all but these. */
-export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>(CAUSES.filter((c) => c !== 'stale-present' && c !== 'denied' && !LOOKUP_CAUSES.has(c)))
+export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>(
+  CAUSES.filter((c) => c !== 'stale-present' && c !== 'denied' && !LOOKUP_CAUSES.has(c) && !WARNING_CAUSES.has(c)),
+)

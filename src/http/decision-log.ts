@@ -37,6 +37,8 @@ export interface DecisionEvent {
   readonly upstreamStatus?: number
   readonly recheck?: true
   readonly problems: readonly Record<string, unknown>[]
+  /** Problems beyond the first ones kept (the answer and this record stay small). */
+  readonly problemsOmitted?: number
 }
 
 export function decisionEvent(request: FastifyRequest, r: DecisionRecord): DecisionEvent {
@@ -64,6 +66,7 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
     ...(r.upstreamStatus === undefined ? {} : { upstreamStatus: r.upstreamStatus }),
     ...(r.recheck === undefined ? {} : { recheck: r.recheck }),
     problems: decision.problems.map((p) => detailOf(p, ctx)),
+    ...(decision.omitted === 0 ? {} : { problemsOmitted: decision.omitted }),
   }
 }
 

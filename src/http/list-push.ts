@@ -4,7 +4,7 @@ import { decide, type Decision } from '../diagnose/decision.js'
 import { clientKind, type MessageContext } from '../diagnose/message.js'
 import type { Cause } from '../diagnose/problem.js'
 import { newLookupStats } from '../oci/content-lookup.js'
-import { algorithmOf, digestOf } from '../oci/digest.js'
+import { algorithmOf, digestOf, isDigest } from '../oci/digest.js'
 import { RegistryError } from '../oci/error-code.js'
 import { type IndexManifest, parseManifest } from '../oci/manifest.js'
 import { isGenericContentType, isIndex, mediaTypeOf } from '../oci/media-type.js'
@@ -48,7 +48,7 @@ export interface DecisionRecord {
 export type DecisionListener = (request: FastifyRequest, record: DecisionRecord) => void
 
 /** Problems found in the pushed body itself, which say nothing about the repository. */
-const BODY_ONLY: ReadonlySet<Cause> = new Set<Cause>(['too-many', 'duplicate-platform'])
+const BODY_ONLY: ReadonlySet<Cause> = new Set<Cause>(['too-many', 'duplicate-entry'])
 
 export function walkLimits(config: Services['config']): WalkLimits {
   const v = config.validation
@@ -60,14 +60,15 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
   const resolvePolicy = policyResolver(config)
   const tls = config.tls.cert !== undefined
 
-  async function validate(request: FastifyRequest, index: IndexManifest, repository: string, reference: string, policy: RepositoryPolicy, fresh: boolean): Promise<DecisionRecord> {
+  async function validate(request: FastifyRequest, index: IndexManifest, repository: string, reference: string, policy: RepositoryPolicy, recheck: boolean): Promise<DecisionRecord> {
     const started = performance.now()
     const stats = newLookupStats()
-    const ctx = { authorization: request.headers.authorization, stats, fresh }
+    const ctx = { authorization: request.headers.authorization, stats }
     const v = config.validation
     const { walk, investigation: found } = await examine({
       repository,
       index,
+      tag: isDigest(reference) ? undefined : reference,
       source: services.source,
       ledger: services.ledger,
       limits: walkLimits(config),
@@ -84,9 +85,9 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
     }
     let decision = decide(found.problems, { ...policy, mode: policy.mode === 'warn' ? 'warn' : 'enforce' }, messageContext)
     if (decision.verdict === 'rejected' && stats.authorizedAnswers === 0 && !decision.problems.every((p) => BODY_ONLY.has(p.cause))) {
-      // Everything came from the cache: make sure these credentials may read the repository
-      // before telling them anything about it. (A flaw of the body alone tells nothing.)
-      if ((await services.client.canRead(repository, ctx)) !== 'yes') decision = { verdict: 'deferred', forward: true, error: undefined, problems: [] }
+      // No answer of the registry showed these credentials may read the repository: make
+      // sure before telling them anything about it. (A flaw of the body alone tells nothing.)
+      if ((await services.client.canRead(repository, ctx)) !== 'yes') decision = { verdict: 'deferred', forward: true, error: undefined, problems: [], omitted: 0 }
     }
     return {
       decision,
@@ -96,7 +97,7 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
       stats: { children: walk.stats.manifestsChecked, blobs: walk.stats.blobsChecked, upstreamRequests: stats.upstreamRequests, cacheHits: stats.cacheHits, cacheMisses: stats.cacheMisses },
       latencyMs: performance.now() - started,
       ledgerError: found.ledgerError,
-      ...(fresh ? { recheck: true as const } : {}),
+      ...(recheck ? { recheck: true as const } : {}),
     }
   }
 
@@ -146,10 +147,10 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
   }
 
   /**
-   * Writes the decision record once the registry answered. And the safety net for a stale cache:
-   * if the registry refuses a list the proxy passed because a child is unknown (something was
-   * deleted behind the cache's back), look again without the cache and explain it, rather
-   * than hand the client the bare registry error.
+   * Writes the decision record once the registry answered. And the safety net for a race: if
+   * the registry refuses a list the proxy passed because a child is unknown (something was
+   * deleted between the proxy's lookups and the registry's), look again and explain it,
+   * rather than hand the client the bare registry error.
    */
   function afterUpstream(request: FastifyRequest, record: DecisionRecord, policy: RepositoryPolicy): ResponseInterceptor {
     return async (response) => {

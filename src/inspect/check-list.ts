@@ -70,6 +70,7 @@ export async function checkList(input: CheckInput): Promise<CheckResult> {
   const { walk, investigation } = await examine({
     repository,
     index,
+    tag: reference.includes(':') ? undefined : reference,
     source,
     ledger: input.ledger,
     limits: input.limits,

@@ -5,14 +5,19 @@ import type { LedgerStore } from '../ledger/push-record.js'
 import type { LookupContext } from '../oci/content-lookup.js'
 import type { IndexManifest } from '../oci/manifest.js'
 import type { WalkResult } from '../validate/finding.js'
+import { limiter } from '../validate/limiter.js'
 import { walkIndex, type WalkLimits } from '../validate/walk.js'
 
 // The walk and the diagnosis as one step, shared by list pushes through the proxy and by
-// checks of lists already in the registry.
+// checks of lists already in the registry. Both spend one budget: the diagnosis's lookups
+// run under the walk's concurrency and within the same time limit, so a list built to make
+// the diagnosis expensive costs no more than one that makes the walk expensive.
 
 export interface ExamineInput {
   readonly repository: string
   readonly index: IndexManifest
+  /** The tag the list is pushed (or checked) as; undefined by digest. */
+  readonly tag: string | undefined
   readonly source: Prober
   readonly ledger: LedgerStore
   readonly limits: WalkLimits
@@ -26,15 +31,28 @@ export interface Examination {
 }
 
 export async function examine(input: ExamineInput): Promise<Examination> {
-  const walk = await walkIndex({ repository: input.repository, index: input.index, source: input.source, limits: input.limits, ctx: input.ctx })
+  const deadline = AbortSignal.timeout(input.limits.timeoutMs)
+  const ctx: LookupContext = { ...input.ctx, signal: input.ctx.signal === undefined ? deadline : AbortSignal.any([deadline, input.ctx.signal]) }
+  const walk = await walkIndex({ repository: input.repository, index: input.index, source: input.source, limits: input.limits, ctx })
   const investigation = await investigate({
     repository: input.repository,
-    children: input.index.manifests,
+    list: { digest: input.index.digest, children: input.index.manifests },
+    listTag: input.tag,
     walk,
     ledger: input.ledger,
-    prober: input.source,
-    ctx: input.ctx,
+    prober: throttled(input.source, limiter(input.limits.concurrency)),
+    ctx,
     candidatePatterns: input.candidatePatterns,
   })
   return { walk, investigation }
+}
+
+/** The prober with at most `limit`'s lookups in flight. */
+function throttled(prober: Prober, limit: <T>(task: () => Promise<T>) => Promise<T>): Prober {
+  return {
+    manifest: (repository, digest, ctx) => limit(() => prober.manifest(repository, digest, ctx)),
+    blob: (repository, digest, ctx) => limit(() => prober.blob(repository, digest, ctx)),
+    resolveTag: (repository, reference, ctx) => limit(() => prober.resolveTag(repository, reference, ctx)),
+    blobBytes: (repository, digest, ctx, maxBytes) => limit(() => prober.blobBytes(repository, digest, ctx, maxBytes)),
+  }
 }

@@ -1,9 +1,11 @@
 import { type Digest, parseDigest } from './digest.js'
-import { type Platform, parsePlatform } from './platform.js'
+import { type GoStruct, INT64, MAP, STRING, STRINGS, type Schema, struct } from './go-struct.js'
+import { type Platform, PLATFORM_SCHEMA, platformFrom } from './platform.js'
 
 // Content descriptor (image-spec descriptor.md).
 
 export interface Descriptor {
+  /** Empty when the descriptor names none (the registry stores such entries). */
   readonly mediaType: string
   readonly digest: Digest
   readonly size: number
@@ -13,40 +15,41 @@ export interface Descriptor {
   readonly annotations?: Readonly<Record<string, string>>
 }
 
-/** Reads a descriptor; on failure returns a sentence naming the field at `where`. */
-export function parseDescriptor(value: unknown, where: string): Descriptor | { problem: string } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { problem: `${where} is not an object` }
-  const v = value as Record<string, unknown>
-  if (typeof v['mediaType'] !== 'string' || v['mediaType'] === '') return { problem: `${where}.mediaType is missing` }
-  const digest = parseDigest(v['digest'])
+/** Every descriptor field a Go reader decodes (distribution's and image-spec's). */
+export const DESCRIPTOR_SCHEMA: Schema = {
+  mediaType: STRING,
+  digest: STRING,
+  size: INT64,
+  urls: STRINGS,
+  annotations: MAP,
+  data: STRING,
+  platform: struct(PLATFORM_SCHEMA),
+  artifactType: STRING,
+}
+
+/** A decoded descriptor; on failure a sentence naming the field at `where`. */
+export function descriptorFrom(fields: GoStruct, where: string): Descriptor | { problem: string } {
+  const digest = parseDigest(fields['digest'] ?? '')
   if ('problem' in digest) return { problem: `${where}.digest is not a valid digest (${digest.problem})` }
-  const size = v['size']
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+  const size = fields['size'] ?? 0n
+  // A negative size is a size no content has; one past 2^53 is one no registry holds.
+  if (typeof size !== 'bigint' || size < 0n || size > BigInt(Number.MAX_SAFE_INTEGER)) {
     return { problem: `${where}.size must be a non-negative integer` }
   }
   const descriptor: {
     mediaType: string
     digest: Digest
     size: number
-    urls?: string[]
+    urls?: readonly string[]
     platform?: Platform
     artifactType?: string
-    annotations?: Record<string, string>
-  } = { mediaType: v['mediaType'], digest: digest.digest, size }
-  if (v['urls'] !== undefined) {
-    if (!Array.isArray(v['urls']) || !v['urls'].every((u) => typeof u === 'string')) {
-      return { problem: `${where}.urls must be an array of strings` }
-    }
-    descriptor.urls = v['urls'] as string[]
-  }
-  if (v['platform'] !== undefined) {
-    const platform = parsePlatform(v['platform'])
-    if (platform === undefined) return { problem: `${where}.platform needs string "architecture" and "os"` }
-    descriptor.platform = platform
-  }
-  if (typeof v['artifactType'] === 'string') descriptor.artifactType = v['artifactType']
-  if (typeof v['annotations'] === 'object' && v['annotations'] !== null) {
-    descriptor.annotations = v['annotations'] as Record<string, string>
-  }
+    annotations?: Readonly<Record<string, string>>
+  } = { mediaType: typeof fields['mediaType'] === 'string' ? fields['mediaType'] : '', digest: digest.digest, size: Number(size) }
+  const urls = fields['urls'] as readonly string[] | undefined
+  if (urls !== undefined && urls.length > 0) descriptor.urls = urls
+  const platform = fields['platform'] === undefined ? undefined : platformFrom(fields['platform'] as GoStruct)
+  if (platform !== undefined) descriptor.platform = platform
+  if (typeof fields['artifactType'] === 'string' && fields['artifactType'] !== '') descriptor.artifactType = fields['artifactType']
+  if (fields['annotations'] !== undefined) descriptor.annotations = fields['annotations'] as Readonly<Record<string, string>>
   return descriptor
 }

@@ -1,10 +1,14 @@
-import { type Descriptor, parseDescriptor } from './descriptor.js'
+import { DESCRIPTOR_SCHEMA, type Descriptor, descriptorFrom } from './descriptor.js'
 import { type Digest, digestOf } from './digest.js'
+import { ANY, decodeStruct, GoDecodeProblem, type GoStruct, INT64, MAP, STRING, type Schema, struct, structs } from './go-struct.js'
+import { parseJsonTree } from './json-tree.js'
 import { isGenericContentType, isImageManifest, isIndex, MediaType } from './media-type.js'
-import { parseStrictJson } from './strict-json.js'
 
 // A manifest as received: the raw bytes stay the truth (their digest is the manifest's
-// identity, and exactly these bytes are forwarded); the parsed view is only for reading.
+// identity, and exactly these bytes are forwarded); the parsed view is only for reading, and
+// it is read the way the registry's Go decoder reads it (go-struct.ts): as leniently where
+// that changes no verdict (null or missing arrays are empty, unknown fields ignored), and
+// strictly where it would (keys that Go folds into the same field are refused).
 
 interface ManifestBase {
   readonly raw: Buffer
@@ -35,21 +39,35 @@ export interface ManifestProblem {
   readonly problem: string
 }
 
+// What decides the kind. The other fields are only interface{} here: their types are
+// checked once the kind is known.
+const HEAD_SCHEMA: Schema = { mediaType: STRING, manifests: ANY, layers: ANY, config: ANY }
+
+const COMMON: Schema = {
+  schemaVersion: INT64,
+  mediaType: STRING,
+  artifactType: STRING,
+  subject: struct(DESCRIPTOR_SCHEMA),
+  annotations: MAP,
+}
+const INDEX_SCHEMA: Schema = { ...COMMON, manifests: structs(DESCRIPTOR_SCHEMA), config: ANY, layers: ANY }
+const IMAGE_SCHEMA: Schema = { ...COMMON, config: struct(DESCRIPTOR_SCHEMA), layers: structs(DESCRIPTOR_SCHEMA) }
+
 /**
  * The media type a manifest PUT carries: the Content-Type when it names a type, else the
  * body's own `mediaType` (distribution-spec allows either to decide).
  */
-export function effectiveMediaType(contentType: string | undefined, body: Record<string, unknown>): string | ManifestProblem {
+export function effectiveMediaType(contentType: string | undefined, head: GoStruct): string | ManifestProblem {
   const declared = isGenericContentType(contentType) ? undefined : contentType
-  const field = typeof body['mediaType'] === 'string' ? body['mediaType'] : undefined
+  const field = typeof head['mediaType'] === 'string' && head['mediaType'] !== '' ? head['mediaType'] : undefined
   if (declared !== undefined && field !== undefined && declared !== field) {
     return { problem: `Content-Type "${declared}" disagrees with the body's mediaType "${field}"` }
   }
   const chosen = declared ?? field
   if (chosen !== undefined) return chosen
   // Neither says: OCI image-spec lets mediaType be omitted, so the shape decides.
-  if (Array.isArray(body['manifests'])) return MediaType.OciIndex
-  if (Array.isArray(body['layers'])) return MediaType.OciManifest
+  if (head['manifests'] !== undefined) return MediaType.OciIndex
+  if (head['layers'] !== undefined) return MediaType.OciManifest
   // Nothing marks it as a list or an image (schema 1, an artifact of some other kind): not
   // the proxy's to judge; the registry decides what it is.
   return ''
@@ -57,45 +75,46 @@ export function effectiveMediaType(contentType: string | undefined, body: Record
 
 /** Parses manifest bytes; never throws for bad content. */
 export function parseManifest(raw: Buffer, contentType: string | undefined): Manifest | ManifestProblem {
-  const json = parseStrictJson(raw)
-  if ('problem' in json) return json
-  const body = json.value
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return { problem: 'body is not a JSON object' }
-  const doc = body as Record<string, unknown>
-  const mediaType = effectiveMediaType(contentType, doc)
-  if (typeof mediaType !== 'string') return mediaType
-  const digest = digestOf(raw)
-  const base: { raw: Buffer; digest: Digest; mediaType: string; subject?: Descriptor } = { raw, digest, mediaType }
+  const tree = parseJsonTree(raw)
+  if ('problem' in tree) return tree
+  try {
+    const mediaType = effectiveMediaType(contentType, decodeStruct(tree.value, HEAD_SCHEMA, ''))
+    if (typeof mediaType !== 'string') return mediaType
+    const base: { raw: Buffer; digest: Digest; mediaType: string; subject?: Descriptor } = { raw, digest: digestOf(raw), mediaType }
+    if (!isIndex(mediaType) && !isImageManifest(mediaType)) return { ...base, kind: 'opaque' }
 
-  if (!isIndex(mediaType) && !isImageManifest(mediaType)) return { ...base, kind: 'opaque' }
-  if (doc['schemaVersion'] !== 2) return { problem: 'schemaVersion must be 2' }
-  if (doc['subject'] !== undefined) {
-    const subject = parseDescriptor(doc['subject'], 'subject')
-    if ('problem' in subject) return subject
-    base.subject = subject
-  }
-
-  if (isIndex(mediaType)) {
-    if (!Array.isArray(doc['manifests'])) return { problem: 'manifests must be an array' }
-    const manifests: Descriptor[] = []
-    for (const [i, entry] of doc['manifests'].entries()) {
-      const d = parseDescriptor(entry, `manifests[${i}]`)
-      if ('problem' in d) return d
-      manifests.push(d)
+    const doc = decodeStruct(tree.value, isIndex(mediaType) ? INDEX_SCHEMA : IMAGE_SCHEMA, '')
+    if (doc['schemaVersion'] !== 2n) return { problem: 'schemaVersion must be 2' }
+    // distribution ignores `subject`, and a pull never follows it: an unusable one is only dropped.
+    const subject = doc['subject'] === undefined ? undefined : descriptorFrom(doc['subject'] as GoStruct, 'subject')
+    if (subject !== undefined && !('problem' in subject)) base.subject = subject
+    if (isIndex(mediaType)) {
+      // distribution refuses an OCI index that also carries an image's fields (CVE-2021-41190).
+      if (mediaType === MediaType.OciIndex && (doc['config'] !== undefined || doc['layers'] !== undefined)) {
+        return { problem: 'an image index must not have "config" or "layers"' }
+      }
+      const manifests = descriptors(doc['manifests'], 'manifests')
+      return 'problem' in manifests ? manifests : { ...base, kind: 'index', manifests }
     }
-    return { ...base, kind: 'index', manifests }
+    const config = descriptorFrom((doc['config'] ?? {}) as GoStruct, 'config')
+    if ('problem' in config) return config
+    const layers = descriptors(doc['layers'], 'layers')
+    return 'problem' in layers ? layers : { ...base, kind: 'image', config, layers }
+  } catch (err) {
+    if (err instanceof GoDecodeProblem) return { problem: err.message }
+    throw err
   }
+}
 
-  const config = parseDescriptor(doc['config'], 'config')
-  if ('problem' in config) return config
-  if (!Array.isArray(doc['layers'])) return { problem: 'layers must be an array' }
-  const layers: Descriptor[] = []
-  for (const [i, entry] of doc['layers'].entries()) {
-    const d = parseDescriptor(entry, `layers[${i}]`)
+/** A Go slice of descriptors: null or missing is empty. */
+function descriptors(value: unknown, where: string): Descriptor[] | ManifestProblem {
+  const out: Descriptor[] = []
+  for (const [i, fields] of ((value ?? []) as readonly GoStruct[]).entries()) {
+    const d = descriptorFrom(fields, `${where}[${i}]`)
     if ('problem' in d) return d
-    layers.push(d)
+    out.push(d)
   }
-  return { ...base, kind: 'image', config, layers }
+  return out
 }
 
 export function isManifestProblem(value: Manifest | ManifestProblem | string): value is ManifestProblem {

@@ -14,6 +14,7 @@ export const MediaType = {
   OciEmpty: 'application/vnd.oci.empty.v1+json',
   DockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
   DockerForeignLayer: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+  DockerForeignLayerTar: 'application/vnd.docker.image.rootfs.foreign.diff.tar',
   OciLayer: 'application/vnd.oci.image.layer.v1.tar',
   OciLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
   OciLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
@@ -40,6 +41,7 @@ const LEGACY_MANIFEST_TYPES: ReadonlySet<string> = new Set([
 // "foreign" layers): they live at the descriptor's `urls`, so their absence is not a fault.
 const NON_DISTRIBUTABLE_TYPES: ReadonlySet<string> = new Set([
   MediaType.DockerForeignLayer,
+  MediaType.DockerForeignLayerTar,
   MediaType.OciLayerNondistributable,
   MediaType.OciLayerNondistributableGzip,
   MediaType.OciLayerNondistributableZstd,
@@ -77,7 +79,7 @@ export function isGenericContentType(mediaType: string | undefined): boolean {
 
 /**
  * Accept header for manifest lookups. distribution answers 404 for an OCI manifest unless
- * the OCI types are listed (DESIGN.md §7), so every manifest type is named.
+ * the OCI types are listed, so every manifest type is named.
  */
 export const MANIFEST_ACCEPT: string = [
   MediaType.OciIndex,

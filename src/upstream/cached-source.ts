@@ -3,9 +3,11 @@ import { type Digest, isDigest } from '../oci/digest.js'
 import type { ExistenceCache } from './existence-cache.js'
 import type { RegistryClient, TagResolution } from './registry-client.js'
 
-// The registry as the walk and the diagnosis see it: the existence cache in front of the
-// client. A hit costs no request; a found answer is remembered; nothing negative is
-// remembered, because a missing child may be pushed a second later.
+// The registry as the walk and the diagnosis see it. Content is immutable, existence is not:
+// garbage collection, retention and an admin's DELETE straight at the registry remove content
+// without telling anyone. So every lookup asks the registry whether the repository holds the
+// digest now (one HEAD per child and blob, on kept-alive connections), and only manifest
+// *bodies* come from the cache: a child already seen costs a HEAD instead of a GET.
 
 export class CachedSource {
   readonly #client: RegistryClient
@@ -17,33 +19,27 @@ export class CachedSource {
   }
 
   async manifest(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<ManifestContent>> {
-    const known = ctx.fresh === true ? undefined : this.#cache.get(repository, digest)
-    const body = known?.kind === 'manifest' ? this.#cache.body(digest) : undefined
+    const body = this.#cache.body(digest)
     if (body !== undefined) {
+      const here = await this.#client.resolveTag(repository, digest, ctx)
+      if (here.status !== 'found') return this.#absent(repository, digest, here)
       if (ctx.stats !== undefined) ctx.stats.cacheHits++
-      return { status: 'found', value: { digest, mediaType: body.mediaType, size: body.raw.length, manifest: body } }
+      const value: ManifestContent = { digest, mediaType: here.value.mediaType ?? body.mediaType, size: here.value.size ?? body.raw.length, manifest: body }
+      return { status: 'found', value }
     }
     if (ctx.stats !== undefined) ctx.stats.cacheMisses++
     const answer = await this.#client.manifest(repository, digest, ctx)
     if (answer.status === 'found') {
       this.#cache.rememberManifest(repository, digest, answer.value.mediaType, answer.value.size, answer.value.manifest)
-    } else if (answer.status === 'missing') {
-      this.#cache.forget(repository, digest)
+      return answer
     }
-    return answer
+    return this.#absent(repository, digest, answer)
   }
 
   async blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>> {
-    const known = ctx.fresh === true ? undefined : this.#cache.get(repository, digest)
-    if (known?.kind === 'blob' && known.size !== undefined) {
-      if (ctx.stats !== undefined) ctx.stats.cacheHits++
-      return { status: 'found', value: { size: known.size } }
-    }
-    if (ctx.stats !== undefined) ctx.stats.cacheMisses++
     const answer = await this.#client.blob(repository, digest, ctx)
     if (answer.status === 'found') this.#cache.rememberBlob(repository, digest, answer.value.size)
-    else if (answer.status === 'missing') this.#cache.forget(repository, digest)
-    return answer
+    return answer.status === 'found' ? answer : this.#absent(repository, digest, answer)
   }
 
   blobBytes(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {
@@ -52,8 +48,12 @@ export class CachedSource {
 
   async resolveTag(repository: string, reference: string, ctx: LookupContext): Promise<ContentLookup<TagResolution>> {
     const answer = await this.#client.resolveTag(repository, reference, ctx)
-    // A HEAD by digest that finds nothing corrects the cache too.
-    if (answer.status === 'missing' && isDigest(reference)) this.#cache.forget(repository, reference)
+    return answer.status === 'missing' && isDigest(reference) ? this.#absent(repository, reference, answer) : answer
+  }
+
+  /** A lookup that found nothing: what the proxy knew of it is forgotten. */
+  #absent<T>(repository: string, digest: Digest, answer: Exclude<ContentLookup<unknown>, { status: 'found' }>): ContentLookup<T> {
+    if (answer.status === 'missing') this.#cache.forget(repository, digest)
     return answer
   }
 }

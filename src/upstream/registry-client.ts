@@ -29,6 +29,8 @@ export interface RegistryClientOptions {
 export interface TagResolution {
   readonly digest: Digest
   readonly mediaType: string | undefined
+  /** The manifest's size, from Content-Length, when the registry sent one. */
+  readonly size?: number
 }
 
 export class RegistryClient {
@@ -110,7 +112,9 @@ export class RegistryClient {
     if (res.statusCode !== 200) return this.#unhappy(res)
     const digest = header(res.headers, 'docker-content-digest')
     if (!isDigest(digest)) return { status: 'failed', reason: 'the registry did not send Docker-Content-Digest for a tag' }
-    return { status: 'found', value: { digest, mediaType: mediaTypeOf(header(res.headers, 'content-type')) } }
+    const length = Number(header(res.headers, 'content-length'))
+    const mediaType = mediaTypeOf(header(res.headers, 'content-type'))
+    return { status: 'found', value: Number.isSafeInteger(length) && length >= 0 ? { digest, mediaType, size: length } : { digest, mediaType } }
   }
 
   /**

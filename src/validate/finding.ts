@@ -18,42 +18,56 @@ export function platformOf(path: GraphPath): Platform | undefined {
   return undefined
 }
 
-export type BlobRole = 'config' | 'layer'
+/** The platforms of every place an object is named. */
+export function platformsOf(paths: readonly GraphPath[]): (Platform | undefined)[] {
+  return paths.map(platformOf)
+}
+
+/**
+ * What an object is to the list: a child manifest, an image's config or layer, or an index
+ * entry that is a blob itself (a BuildKit cache index lists layers and its cache config).
+ */
+export type BlobRole = 'config' | 'layer' | 'entry'
 
 export type Finding =
   /** A child manifest the index names is not in the repository. */
-  | { readonly kind: 'child-missing'; readonly path: GraphPath; readonly descriptor: Descriptor }
-  /** A config or layer of a child is not in the repository. */
-  | { readonly kind: 'blob-missing'; readonly path: GraphPath; readonly descriptor: Descriptor; readonly role: BlobRole; readonly layerIndex?: number }
+  | { readonly kind: 'child-missing'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor }
+  /** A blob (an image's config or layer, or a blob entry of the index) is not in the repository. */
+  | { readonly kind: 'blob-missing'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly role: BlobRole; readonly layerIndex?: number }
   /** The descriptor's size differs from the stored content's. */
-  | { readonly kind: 'size-mismatch'; readonly path: GraphPath; readonly descriptor: Descriptor; readonly role: 'child' | BlobRole; readonly actual: number }
+  | { readonly kind: 'size-mismatch'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly role: 'child' | BlobRole; readonly actual: number }
   /** A child descriptor's media type differs from the stored manifest's. */
-  | { readonly kind: 'media-type-mismatch'; readonly path: GraphPath; readonly descriptor: Descriptor; readonly actual: string }
+  | { readonly kind: 'media-type-mismatch'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly actual: string }
   /** The stored child manifest does not parse. */
-  | { readonly kind: 'child-unreadable'; readonly path: GraphPath; readonly descriptor: Descriptor; readonly problem: string }
-  /** Two entries of one index claim the same platform. */
-  | { readonly kind: 'duplicate-platform'; readonly path: GraphPath; readonly descriptors: readonly [Descriptor, Descriptor]; readonly platform: Platform }
+  | { readonly kind: 'child-unreadable'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly problem: string }
+  /**
+   * Two entries of one index that nothing tells apart (same platform, media type and
+   * annotations): a client always takes the first. Allowed by image-index.md, so only a warning.
+   */
+  | { readonly kind: 'duplicate-entry'; readonly path: GraphPath; readonly descriptors: readonly [Descriptor, Descriptor] }
   /** Nested indexes deeper than the limit. */
-  | { readonly kind: 'too-deep'; readonly path: GraphPath; readonly descriptor: Descriptor; readonly limit: number }
-  /** More descriptors than the limit. */
-  | { readonly kind: 'too-many'; readonly limit: number }
+  | { readonly kind: 'too-deep'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly limit: number }
+  /** More distinct objects than the limit (or, to bound the work, far more references to them). */
+  | { readonly kind: 'too-many'; readonly limit: number; readonly counted: 'objects' | 'references' }
   /** The registry refused the client's credentials for a lookup. */
-  | { readonly kind: 'denied'; readonly path: GraphPath; readonly descriptor: Descriptor; readonly httpStatus: number }
+  | { readonly kind: 'denied'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly httpStatus: number }
   /** The registry could not answer a lookup. */
-  | { readonly kind: 'lookup-failed'; readonly path: GraphPath; readonly descriptor: Descriptor; readonly reason: string }
+  | { readonly kind: 'lookup-failed'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly reason: string }
   /** The time budget ran out before the walk finished. */
   | { readonly kind: 'timeout'; readonly limitMs: number }
 
 export type FindingKind = Finding['kind']
 
 export interface WalkStats {
+  /** Distinct child manifests looked up. */
   manifestsChecked: number
+  /** Distinct blobs looked up. */
   blobsChecked: number
 }
 
 export interface WalkResult {
   readonly findings: readonly Finding[]
   readonly stats: WalkStats
-  /** Every child the walk found in the repository, with its chain, for the diagnosis. */
-  readonly presentChildren: readonly { readonly path: GraphPath; readonly descriptor: Descriptor }[]
+  /** Every child manifest the walk found in the repository, with the places it is named. */
+  readonly presentChildren: readonly { readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor }[]
 }

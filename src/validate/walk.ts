@@ -2,21 +2,23 @@ import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from 
 import type { Descriptor } from '../oci/descriptor.js'
 import type { Digest } from '../oci/digest.js'
 import type { ImageManifest, IndexManifest } from '../oci/manifest.js'
-import { isNonDistributable } from '../oci/media-type.js'
-import { formatPlatform, isAttestationPlatform } from '../oci/platform.js'
+import { isManifest, isNonDistributable } from '../oci/media-type.js'
+import { isAttestationPlatform, platformKey } from '../oci/platform.js'
 import type { ContentSource } from './content-source.js'
-import type { Finding, GraphPath, WalkResult, WalkStats } from './finding.js'
+import type { BlobRole, Finding, GraphPath, WalkResult, WalkStats } from './finding.js'
 import { limiter } from './limiter.js'
 
-// The graph walk: every child manifest of the pushed index (recursively) and every config
-// and layer blob of every image child, looked up in the target repository only. It collects
-// every problem instead of stopping at the first, and is bounded in depth, fan-out,
-// concurrency and time. Content problems are findings; it does not throw for them.
+// The graph walk: every entry of the pushed index (recursively), and every config and layer
+// blob of every image child, looked up in the target repository only. Each distinct object is
+// looked up and judged once, however often it is named; the places it is named are kept for
+// the diagnosis. It collects every problem instead of stopping at the first, and is bounded in
+// depth, distinct objects, references, concurrency and time. Content problems are findings;
+// it does not throw for them.
 
 export interface WalkLimits {
   /** Deepest index nesting; the pushed index is depth 1. */
   readonly maxDepth: number
-  /** Most descriptors (children and blobs) in the whole graph. */
+  /** Most distinct objects (child manifests and blobs) in the whole graph. */
   readonly maxDescriptors: number
   readonly concurrency: number
   readonly timeoutMs: number
@@ -30,31 +32,61 @@ export interface WalkInput {
   readonly ctx: LookupContext
 }
 
+/**
+ * References in all (an object named again counts again): bounds the CPU work of a list that
+ * names a few objects a great many times. Far above what real lists do (50 children sharing 99
+ * layers are 5 050 references).
+ */
+const MIN_REFERENCE_LIMIT = 100_000
+/** Places kept per object for the diagnosis; a list may name one digest thousands of times. */
+const MAX_PATHS = 32
+
 /** The answer for lookups still queued when the walk stopped on a denied one. */
 const STOPPED = { status: 'denied', httpStatus: 0 } as const
 
 export async function walkIndex(input: WalkInput): Promise<WalkResult> {
-  const walk = new Walk(input)
-  return walk.run()
+  return new Walk(input).run()
+}
+
+/** How an index entry is looked up, by what its descriptor says it is. */
+type EntryKind = 'manifest' | 'blob' | 'either'
+
+function entryKind(mediaType: string): EntryKind {
+  if (isManifest(mediaType)) return 'manifest'
+  // A missing media type says nothing; the registry takes any manifest or blob of the repository.
+  return mediaType === '' ? 'either' : 'blob'
+}
+
+/** A child manifest, once, with every place the graph names it. */
+interface ChildNode {
+  readonly descriptor: Descriptor
+  readonly paths: GraphPath[]
+  /** Descriptors naming it with another size or media type than the first (a broken entry). */
+  readonly variants: Map<string, { descriptor: Descriptor; paths: GraphPath[] }>
+  done: Promise<void>
 }
 
 class Walk {
   readonly #in: WalkInput
   readonly #findings: Finding[] = []
-  readonly #present: { path: GraphPath; descriptor: Descriptor }[] = []
+  readonly #present: { paths: readonly GraphPath[]; descriptor: Descriptor }[] = []
   readonly #stats: WalkStats = { manifestsChecked: 0, blobsChecked: 0 }
   readonly #limit: <T>(task: () => Promise<T>) => Promise<T>
+  readonly #children = new Map<Digest, ChildNode>()
   readonly #manifests = new Map<Digest, Promise<ContentLookup<ManifestContent>>>()
   readonly #blobs = new Map<Digest, Promise<ContentLookup<BlobContent>>>()
   readonly #deadline = new AbortController()
   readonly #ctx: LookupContext
-  #descriptors = 0
+  readonly #maxReferences: number
+  #objects = 0
+  #references = 0
   #tooMany = false
   #stopped = false
 
   constructor(input: WalkInput) {
     this.#in = input
     this.#limit = limiter(input.limits.concurrency)
+    this.#maxReferences = Math.max(MIN_REFERENCE_LIMIT, 2 * input.limits.maxDescriptors)
     const signal = input.ctx.signal === undefined ? this.#deadline.signal : AbortSignal.any([this.#deadline.signal, input.ctx.signal])
     this.#ctx = { ...input.ctx, signal }
   }
@@ -62,7 +94,11 @@ class Walk {
   async run(): Promise<WalkResult> {
     const timer = setTimeout(() => this.#deadline.abort(), this.#in.limits.timeoutMs)
     try {
-      await this.#visitIndex(this.#in.index, [], 1)
+      const top = this.#in.index.manifests
+      if (top.length > this.#maxReferences) this.#flood('references')
+      else if (new Set(top.map((d) => d.digest)).size > this.#in.limits.maxDescriptors) this.#flood('objects')
+      // A flood is refused before a single lookup is made.
+      else await this.#visitIndex(this.#in.index, [], 1)
     } finally {
       clearTimeout(timer)
     }
@@ -75,114 +111,147 @@ class Walk {
     return { findings, stats: this.#stats, presentChildren: this.#present }
   }
 
-  /** Counts a descriptor against the fan-out limit; false once the limit is passed. */
-  #admit(): boolean {
+  #flood(counted: 'objects' | 'references'): void {
+    if (this.#tooMany) return
+    this.#tooMany = true
+    this.#findings.push({ kind: 'too-many', limit: counted === 'objects' ? this.#in.limits.maxDescriptors : this.#maxReferences, counted })
+  }
+
+  /** Counts one more reference, and a new object when `isNew`; false once a limit is passed. */
+  #admit(isNew: boolean): boolean {
     if (this.#tooMany || this.#stopped) return false
-    if (++this.#descriptors > this.#in.limits.maxDescriptors) {
-      this.#tooMany = true
-      this.#findings.push({ kind: 'too-many', limit: this.#in.limits.maxDescriptors })
+    if (++this.#references > this.#maxReferences) {
+      this.#flood('references')
+      return false
+    }
+    if (isNew && ++this.#objects > this.#in.limits.maxDescriptors) {
+      this.#flood('objects')
       return false
     }
     return !this.#deadline.signal.aborted
   }
 
   async #visitIndex(index: IndexManifest, chain: readonly Descriptor[], depth: number): Promise<void> {
-    this.#findDuplicatePlatforms(index, chain)
-    if (chain.length === 0 && index.manifests.length > this.#in.limits.maxDescriptors) {
-      // Refuse a flood before a single lookup is made.
-      this.#findings.push({ kind: 'too-many', limit: this.#in.limits.maxDescriptors })
-      this.#tooMany = true
-      return
-    }
-    await Promise.all(index.manifests.map((d) => this.#visitChild(d, chain, depth)))
-  }
-
-  async #visitChild(descriptor: Descriptor, parentChain: readonly Descriptor[], depth: number): Promise<void> {
-    if (!this.#admit()) return
-    const chain = [...parentChain, descriptor]
-    const path: GraphPath = { chain }
-    const lookup = await this.#lookupManifest(descriptor.digest)
-    this.#stats.manifestsChecked++
-    if (lookup.status !== 'found') {
-      this.#recordAbsence(lookup, path, descriptor, 'child-missing')
-      return
-    }
-    const found = lookup.value
-    this.#present.push({ path, descriptor })
-    if (found.size !== descriptor.size) {
-      this.#findings.push({ kind: 'size-mismatch', path, descriptor, role: 'child', actual: found.size })
-    }
-    if (found.mediaType !== descriptor.mediaType) {
-      this.#findings.push({ kind: 'media-type-mismatch', path, descriptor, actual: found.mediaType })
-    }
-    const child = found.manifest
-    if (child === undefined) {
-      if (found.problem !== undefined) this.#findings.push({ kind: 'child-unreadable', path, descriptor, problem: found.problem })
-      return
-    }
-    if (child.kind === 'index') {
-      if (depth + 1 > this.#in.limits.maxDepth) {
-        this.#findings.push({ kind: 'too-deep', path, descriptor, limit: this.#in.limits.maxDepth })
-        return
-      }
-      await this.#visitIndex(child, chain, depth + 1)
-    } else if (child.kind === 'image') {
-      await this.#visitImage(child, path)
-    }
-  }
-
-  async #visitImage(image: ImageManifest, path: GraphPath): Promise<void> {
-    const blobs: { descriptor: Descriptor; role: 'config' | 'layer'; layerIndex?: number }[] = [
-      { descriptor: image.config, role: 'config' },
-      ...image.layers.map((descriptor, layerIndex) => ({ descriptor, role: 'layer' as const, layerIndex })),
-    ]
+    this.#findDuplicateEntries(index, chain)
     await Promise.all(
-      blobs.map(async ({ descriptor, role, layerIndex }) => {
-        // Non-distributable layers live at their `urls`, not in the registry (image-spec
-        // layer.md); a registry is not expected to hold them.
-        if (isNonDistributable(descriptor.mediaType) || (descriptor.urls !== undefined && descriptor.urls.length > 0)) return
-        if (!this.#admit()) return
-        const lookup = await this.#lookupBlob(descriptor.digest)
-        this.#stats.blobsChecked++
-        if (lookup.status !== 'found') {
-          if (lookup.status === 'missing') {
-            this.#findings.push(layerIndex === undefined ? { kind: 'blob-missing', path, descriptor, role } : { kind: 'blob-missing', path, descriptor, role, layerIndex })
-          } else {
-            this.#recordAbsence(lookup, path, descriptor, 'blob-missing')
-          }
-          return
-        }
-        if (lookup.value.size !== undefined && lookup.value.size !== descriptor.size) {
-          this.#findings.push({ kind: 'size-mismatch', path, descriptor, role, actual: lookup.value.size })
-        }
+      index.manifests.map((d) => {
+        // Non-distributable content lives at its `urls`, not in the registry (image-spec layer.md).
+        if (isNonDistributable(d.mediaType)) return undefined
+        const path: GraphPath = { chain: [...chain, d] }
+        return entryKind(d.mediaType) === 'blob' ? this.#visitBlob(d, 'entry', [path]) : this.#visitChild(d, path, depth)
       }),
     )
   }
 
-  #recordAbsence(
-    lookup: Exclude<ContentLookup<unknown>, { status: 'found' }>,
-    path: GraphPath,
-    descriptor: Descriptor,
-    missingKind: 'child-missing' | 'blob-missing',
-  ): void {
-    if (lookup.status === 'missing' && missingKind === 'child-missing') this.#findings.push({ kind: 'child-missing', path, descriptor })
+  #visitChild(descriptor: Descriptor, path: GraphPath, depth: number): Promise<void> {
+    const known = this.#children.get(descriptor.digest)
+    if (known !== undefined) {
+      if (!this.#admit(false)) return Promise.resolve()
+      if (known.paths.length < MAX_PATHS) known.paths.push(path)
+      if (descriptor.size !== known.descriptor.size || descriptor.mediaType !== known.descriptor.mediaType) {
+        const key = `${descriptor.size} ${descriptor.mediaType}`
+        const variant = known.variants.get(key) ?? { descriptor, paths: [] }
+        if (variant.paths.length < MAX_PATHS) variant.paths.push(path)
+        known.variants.set(key, variant)
+      }
+      return known.done
+    }
+    if (!this.#admit(true)) return Promise.resolve()
+    const node: ChildNode = { descriptor, paths: [path], variants: new Map(), done: Promise.resolve() }
+    this.#children.set(descriptor.digest, node)
+    node.done = this.#judgeChild(node, depth)
+    return node.done
+  }
+
+  async #judgeChild(node: ChildNode, depth: number): Promise<void> {
+    const { descriptor, paths } = node
+    const lookup = await this.#lookupManifest(descriptor.digest)
+    this.#stats.manifestsChecked++
+    if (lookup.status !== 'found') {
+      if (lookup.status === 'missing' && entryKind(descriptor.mediaType) === 'either' && (await this.#blobExists(descriptor.digest))) return
+      this.#recordAbsence(lookup, paths, descriptor, 'child-missing')
+      return
+    }
+    const found = lookup.value
+    this.#present.push({ paths, descriptor })
+    for (const { descriptor: named, paths: at } of [{ descriptor, paths }, ...node.variants.values()]) {
+      if (found.size !== named.size) this.#findings.push({ kind: 'size-mismatch', paths: at, descriptor: named, role: 'child', actual: found.size })
+      if (named.mediaType !== '' && found.mediaType !== named.mediaType) this.#findings.push({ kind: 'media-type-mismatch', paths: at, descriptor: named, actual: found.mediaType })
+    }
+    const child = found.manifest
+    if (child === undefined) {
+      if (found.problem !== undefined) this.#findings.push({ kind: 'child-unreadable', paths, descriptor, problem: found.problem })
+      return
+    }
+    if (child.kind === 'index') {
+      if (depth + 1 > this.#in.limits.maxDepth) {
+        this.#findings.push({ kind: 'too-deep', paths, descriptor, limit: this.#in.limits.maxDepth })
+        return
+      }
+      await this.#visitIndex(child, paths[0]!.chain, depth + 1)
+    } else if (child.kind === 'image') {
+      await this.#visitImage(child, paths)
+    }
+  }
+
+  async #visitImage(image: ImageManifest, paths: readonly GraphPath[]): Promise<void> {
+    await Promise.all([
+      this.#visitBlob(image.config, 'config', paths),
+      // Only non-distributable media types may be absent; `urls` on an ordinary layer is a
+      // mirror, and the registry stores the layer all the same.
+      ...image.layers.map((d, layerIndex) => (isNonDistributable(d.mediaType) ? undefined : this.#visitBlob(d, 'layer', paths, layerIndex))),
+    ])
+  }
+
+  /** A blob named at `paths` (its parent's places, or the index entry's own). */
+  async #visitBlob(descriptor: Descriptor, role: BlobRole, paths: readonly GraphPath[], layerIndex?: number): Promise<void> {
+    if (!this.#admit(!this.#blobs.has(descriptor.digest))) return
+    let lookup = await this.#lookupBlob(descriptor.digest)
+    if (lookup.status === 'missing' && role === 'entry') {
+      // The registry takes any manifest of the repository for an index entry too.
+      const asManifest = await this.#lookupManifest(descriptor.digest)
+      if (asManifest.status === 'found') return
+      if (asManifest.status !== 'missing') lookup = asManifest
+    }
+    if (lookup.status === 'found') {
+      if (lookup.value.size !== undefined && lookup.value.size !== descriptor.size) {
+        this.#findings.push({ kind: 'size-mismatch', paths, descriptor, role, actual: lookup.value.size })
+      }
+    } else if (lookup.status === 'missing') {
+      this.#findings.push(layerIndex === undefined ? { kind: 'blob-missing', paths, descriptor, role } : { kind: 'blob-missing', paths, descriptor, role, layerIndex })
+    } else {
+      this.#recordAbsence(lookup, paths, descriptor, 'blob-missing')
+    }
+  }
+
+  async #blobExists(digest: Digest): Promise<boolean> {
+    return (await this.#lookupBlob(digest)).status === 'found'
+  }
+
+  #recordAbsence(lookup: Exclude<ContentLookup<unknown>, { status: 'found' }>, paths: readonly GraphPath[], descriptor: Descriptor, missingKind: 'child-missing' | 'blob-missing'): void {
+    if (lookup.status === 'missing' && missingKind === 'child-missing') this.#findings.push({ kind: 'child-missing', paths, descriptor })
     else if (lookup.status === 'denied') {
-      this.#findings.push({ kind: 'denied', path, descriptor, httpStatus: lookup.httpStatus })
+      this.#findings.push({ kind: 'denied', paths, descriptor, httpStatus: lookup.httpStatus })
       // These credentials cannot read the repository: the registry must answer the push
       // itself, so looking further would only probe on the client's behalf.
       this.#stopped = true
-    }
-    else if (lookup.status === 'failed') this.#findings.push({ kind: 'lookup-failed', path, descriptor, reason: lookup.reason })
+    } else if (lookup.status === 'failed') this.#findings.push({ kind: 'lookup-failed', paths, descriptor, reason: lookup.reason })
   }
 
-  #findDuplicatePlatforms(index: IndexManifest, chain: readonly Descriptor[]): void {
+  /**
+   * Entries nothing tells apart. image-index.md allows one platform several times: gzip and
+   * zstd variants (told apart by annotations), or os.features / features / os.version.
+   */
+  #findDuplicateEntries(index: IndexManifest, chain: readonly Descriptor[]): void {
     const seen = new Map<string, Descriptor>()
+    let reported = 0
     for (const d of index.manifests) {
       if (d.platform === undefined || isAttestationPlatform(d.platform)) continue
-      const key = formatPlatform(d.platform)
+      const key = JSON.stringify([platformKey(d.platform), d.mediaType, d.artifactType ?? '', Object.entries(d.annotations ?? {}).sort()])
       const first = seen.get(key)
       if (first === undefined) seen.set(key, d)
-      else this.#findings.push({ kind: 'duplicate-platform', path: { chain }, descriptors: [first, d], platform: d.platform })
+      // One warning per index says enough; a flood of them says nothing more.
+      else if (reported++ === 0) this.#findings.push({ kind: 'duplicate-entry', path: { chain }, descriptors: [first, d] })
     }
   }
 
@@ -198,6 +267,7 @@ class Walk {
   #lookupBlob(digest: Digest): Promise<ContentLookup<BlobContent>> {
     let pending = this.#blobs.get(digest)
     if (pending === undefined) {
+      this.#stats.blobsChecked++
       pending = this.#limit(() => (this.#stopped ? Promise.resolve(STOPPED) : this.#in.source.blob(this.#in.repository, digest, this.#ctx)))
       this.#blobs.set(digest, pending)
     }

@@ -98,6 +98,8 @@ export interface ImageSpec {
   readonly layerBytes?: number
   /** Layers listed in the manifest but not pushed (foreign / non-distributable). */
   readonly foreignLayer?: boolean
+  /** `urls` on every ordinary layer (a mirror; the registry still stores the layer). */
+  readonly layerUrls?: readonly string[]
 }
 
 export function buildImage(spec: ImageSpec): BuiltImage {
@@ -117,7 +119,7 @@ export function buildImage(spec: ImageSpec): BuiltImage {
     rootfs: { type: 'layers', diff_ids: diffIds },
   }
   const config = blob(Buffer.from(JSON.stringify(configDoc)), format === 'oci' ? MT.ociConfig : MT.dockerConfig)
-  const layerDescriptors: Descriptor[] = layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length }))
+  const layerDescriptors: Descriptor[] = layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length, ...(spec.layerUrls === undefined ? {} : { urls: [...spec.layerUrls] }) }))
   if (spec.foreignLayer === true) {
     const foreign = Buffer.from(`foreign ${spec.seed}`)
     layerDescriptors.push({

@@ -31,11 +31,20 @@ function push(repository: string, image: BuiltImage, tag: string | undefined, at
   return { repository, tag, digest: image.manifest.digest as Digest, mediaType: image.manifest.mediaType, at, identity: 'alice', source: 'proxy' }
 }
 
-async function diagnose(source: MemorySource, ledger: LedgerStore, i: BuiltIndex = list) {
+async function diagnose(source: MemorySource, ledger: LedgerStore, i: BuiltIndex = list, listTag: string | undefined = '1.0') {
   const ctx = { authorization: undefined }
   const parsed = index(i)
   const walk = await walkIndex({ repository: REPO, index: parsed, source, limits: { maxDepth: 4, maxDescriptors: 100, concurrency: 4, timeoutMs: 5000 }, ctx })
-  return investigate({ repository: REPO, children: parsed.manifests, walk, ledger, prober: source, ctx, candidatePatterns: ['{name}/{arch}', '{name}-{arch}'] })
+  return investigate({
+    repository: REPO,
+    list: { digest: parsed.digest, children: parsed.manifests },
+    listTag,
+    walk,
+    ledger,
+    prober: source,
+    ctx,
+    candidatePatterns: ['{name}/{arch}', '{name}-{arch}'],
+  })
 }
 
 interface Case {

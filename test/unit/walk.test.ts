@@ -4,7 +4,7 @@ import type { IndexManifest } from '../../src/oci/manifest.js'
 import { parseManifest } from '../../src/oci/manifest.js'
 import type { FindingKind } from '../../src/validate/finding.js'
 import { walkIndex, type WalkLimits } from '../../src/validate/walk.js'
-import { buildImage, buildIndex, type BuiltIndex, type Descriptor } from '../helpers/oci-builder.js'
+import { buildImage, buildIndex, type BuiltIndex, type Descriptor, MT, sha256 } from '../helpers/oci-builder.js'
 import { MemorySource } from '../helpers/memory-source.js'
 
 // The graph walk, table-driven, against an in-memory registry.
@@ -13,6 +13,7 @@ const LIMITS: WalkLimits = { maxDepth: 4, maxDescriptors: 1000, concurrency: 4, 
 const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'walk', layerCount: 3 })
 const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'walk', layerCount: 2 })
 const foreign = buildImage({ platform: { os: 'windows', architecture: 'amd64' }, seed: 'walk', foreignLayer: true })
+const withUrls = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'urls', layerUrls: ['https://mirror.example/layer'] })
 
 function parsed(index: BuiltIndex): IndexManifest {
   const m = parseManifest(index.manifest.bytes, index.manifest.mediaType)
@@ -80,13 +81,79 @@ const cases: Case[] = [
     expect: ['size-mismatch'],
   },
   {
-    name: 'duplicate platform',
+    name: 'the same platform twice, nothing to tell them apart: a warning',
     setup: (s) => {
       s.addImage('r', amd)
       s.addImage('r', arm)
     },
     index: rawIndex([amd.descriptor, { ...arm.descriptor, platform: { os: 'linux', architecture: 'amd64' } }]),
-    expect: ['duplicate-platform'],
+    expect: ['duplicate-entry'],
+  },
+  {
+    name: 'the same entry twice: a warning, one lookup',
+    setup: (s) => s.addImage('r', amd),
+    index: rawIndex([amd.descriptor, amd.descriptor]),
+    expect: ['duplicate-entry'],
+  },
+  {
+    name: 'gzip and zstd variants of one platform are not duplicates',
+    setup: (s) => {
+      s.addImage('r', amd)
+      s.addImage('r', arm)
+    },
+    index: rawIndex([amd.descriptor, { ...arm.descriptor, platform: { os: 'linux', architecture: 'amd64' }, annotations: { 'io.github.containers.compression.zstd': 'true' } }]),
+    expect: [],
+  },
+  {
+    name: 'os.features, features, os.version and variant make other platforms',
+    setup: (s) => s.addImage('r', amd),
+    index: rawIndex([
+      { ...amd.descriptor, platform: { os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763.1' } as never },
+      { ...amd.descriptor, platform: { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.1' } as never },
+      { ...amd.descriptor, platform: { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.1', 'os.features': ['win32k'] } as never },
+      { ...amd.descriptor, platform: { os: 'linux', architecture: 'amd64', features: ['sse4'] } as never },
+      { ...amd.descriptor, platform: { os: 'linux', architecture: 'amd64', variant: 'v3' } },
+    ]),
+    expect: [],
+  },
+  {
+    name: 'BuildKit cache index: entries that are blobs are looked up as blobs',
+    setup: (s) => s.addImage('r', amd),
+    index: rawIndex([
+      { mediaType: 'application/vnd.buildkit.cacheconfig.v0', digest: amd.config.digest, size: amd.config.bytes.length },
+      ...amd.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length, annotations: { 'buildkit/createdat': '2024-01-01T00:00:00Z' } })),
+    ]),
+    expect: [],
+  },
+  {
+    name: 'BuildKit cache index with a layer missing',
+    setup: (s) => {
+      s.addImage('r', amd)
+      s.blobs.delete(`r@${amd.layers[1]!.digest}`)
+    },
+    index: rawIndex(amd.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length }))),
+    expect: ['blob-missing'],
+  },
+  {
+    name: 'an entry with no media type that is a manifest of the repository',
+    setup: (s) => s.addImage('r', amd),
+    index: rawIndex([{ digest: amd.manifest.digest, size: amd.manifest.bytes.length } as Descriptor]),
+    expect: [],
+  },
+  {
+    name: 'an entry with no media type that is nowhere',
+    setup: () => {},
+    index: rawIndex([{ digest: amd.manifest.digest, size: amd.manifest.bytes.length } as Descriptor]),
+    expect: ['child-missing'],
+  },
+  {
+    name: 'an ordinary layer with urls is still looked up',
+    setup: (s) => {
+      s.addImage('r', withUrls)
+      s.blobs.delete(`r@${withUrls.layers[0]!.digest}`)
+    },
+    index: parsed(buildIndex([withUrls])),
+    expect: ['blob-missing'],
   },
   {
     name: 'attestations share unknown/unknown without being duplicates',
@@ -100,6 +167,7 @@ const cases: Case[] = [
   { name: 'denied lookups', setup: (s) => s.forced.set(`r@${amd.manifest.digest}`, 'denied'), index: parsed(buildIndex([amd])), expect: ['denied'] },
   { name: 'failed lookups', setup: (s) => s.forced.set(`r@${amd.manifest.digest}`, 'failed'), index: parsed(buildIndex([amd])), expect: ['lookup-failed'] },
   { name: 'too many descriptors', setup: (s) => s.addIndex('r', buildIndex([amd, arm])), index: parsed(buildIndex([amd, arm])), limits: { maxDescriptors: 5 }, expect: ['too-many'] },
+  { name: 'distinct objects are counted, not references', setup: (s) => s.addIndex('r', buildIndex([amd, arm])), index: rawIndex([amd.descriptor, amd.descriptor, amd.descriptor, arm.descriptor]), limits: { maxDescriptors: 9 }, expect: ['duplicate-entry'] },
   {
     name: 'nested index walked',
     setup: (s) => s.addIndex('r', buildIndex([buildIndex([amd, arm], { platform: { os: 'linux', architecture: 'amd64' } })])),
@@ -123,6 +191,36 @@ for (const c of cases) {
     t.same(result.findings.map((f) => f.kind).sort(), [...c.expect].sort())
   })
 }
+
+t.test('maxDescriptors counts distinct objects: 50 children sharing 99 layers are 149 objects', async (t) => {
+  const source = new MemorySource()
+  const base = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'shared99', layerCount: 99 })
+  const layers = base.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length }))
+  const children = Array.from({ length: 50 }, (_, i) => {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: { mediaType: MT.ociConfig, digest: base.config.digest, size: base.config.bytes.length }, layers, annotations: { n: String(i) } }))
+    return { mediaType: MT.ociManifest, digest: sha256(bytes), size: bytes.length, bytes, platform: { os: 'linux', architecture: `a${i}` } }
+  })
+  for (const c of children) source.manifests.set(`r@${c.digest}`, { bytes: c.bytes, digest: c.digest, mediaType: MT.ociManifest })
+  for (const b of [base.config, ...base.layers]) source.blobs.set(`r@${b.digest}`, b.bytes.length)
+  const index = rawIndex(children.map(({ bytes: _, ...d }) => d))
+  const fits = await walkIndex({ repository: 'r', index, source, limits: { ...LIMITS, maxDescriptors: 150 }, ctx: { authorization: undefined } })
+  t.same(fits.findings, [], '150 distinct objects allowed: no finding')
+  t.equal(fits.stats.manifestsChecked, 50)
+  t.equal(fits.stats.blobsChecked, 100, 'the config and 99 layers, once each')
+  const tight = await walkIndex({ repository: 'r', index, source, limits: { ...LIMITS, maxDescriptors: 148 }, ctx: { authorization: undefined } })
+  t.same(tight.findings, [{ kind: 'too-many', limit: 148, counted: 'objects' }], 'one object over the limit is refused with the true count')
+})
+
+t.test('a digest named 5 000 times is looked up once and reported once', async (t) => {
+  const source = new MemorySource()
+  const ghost = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'ghost' })
+  const index = rawIndex(Array.from({ length: 5000 }, () => ghost.descriptor))
+  const result = await walkIndex({ repository: 'r', index, source, limits: LIMITS, ctx: { authorization: undefined } })
+  t.equal(source.calls, 1, 'one lookup')
+  t.same(result.findings.map((f) => f.kind).sort(), ['child-missing', 'duplicate-entry'])
+  const missing = result.findings.find((f) => f.kind === 'child-missing')
+  t.equal(missing?.kind === 'child-missing' ? missing.paths.length : 0, 32, 'the places it is named are kept, bounded')
+})
 
 t.test('a blob shared by children is looked up once', async (t) => {
   const source = new MemorySource()
