@@ -249,7 +249,7 @@ function header(headers: Dispatcher.ResponseData['headers'], name: string): stri
 
 function describeFailure(err: unknown): string {
   const e = err as { name?: string; code?: string; message?: string }
-  if (e.name === 'AbortError' || e.code === 'UND_ERR_ABORTED') return 'the lookup was cut off by the validation time limit'
+  if (e.name === 'AbortError' || e.name === 'TimeoutError' || e.code === 'UND_ERR_ABORTED') return 'the lookup was cut off by the validation time limit'
   if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return 'the registry did not answer in time'
   if (e.code === 'UND_ERR_CONNECT_TIMEOUT') return 'connecting to the registry timed out'
   if (e.code === 'ECONNREFUSED') return 'the registry refused the connection'

@@ -103,7 +103,8 @@ class Walk {
       clearTimeout(timer)
     }
     let findings = this.#findings
-    if (this.#deadline.signal.aborted) {
+    // The walk's own deadline, or the caller's (a budget it shares with the diagnosis).
+    if (this.#ctx.signal?.aborted === true) {
       // Lookups cut off by the deadline say nothing about the content: report the timeout once.
       findings = findings.filter((f) => f.kind !== 'lookup-failed')
       findings.push({ kind: 'timeout', limitMs: this.#in.limits.timeoutMs })
@@ -128,7 +129,7 @@ class Walk {
       this.#flood('objects')
       return false
     }
-    return !this.#deadline.signal.aborted
+    return this.#ctx.signal?.aborted !== true
   }
 
   async #visitIndex(index: IndexManifest, chain: readonly Descriptor[], depth: number): Promise<void> {
