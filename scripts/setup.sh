@@ -17,6 +17,9 @@ command -v curl >/dev/null || need+=(curl)
 command -v unzip >/dev/null || need+=(unzip)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v openssl >/dev/null || need+=(openssl)
+# Go 1.19 (Debian 12), the Go distribution 2.8 is built with: a test compares manifest-guard's
+# reading of bodies with encoding/json's own.
+command -v go >/dev/null || need+=(golang-go)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq

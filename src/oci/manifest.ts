@@ -50,8 +50,8 @@ const COMMON: Schema = {
   subject: struct(DESCRIPTOR_SCHEMA),
   annotations: MAP,
 }
-const INDEX_SCHEMA: Schema = { ...COMMON, manifests: structs(DESCRIPTOR_SCHEMA), config: ANY, layers: ANY }
-const IMAGE_SCHEMA: Schema = { ...COMMON, config: struct(DESCRIPTOR_SCHEMA), layers: structs(DESCRIPTOR_SCHEMA) }
+export const INDEX_SCHEMA: Schema = { ...COMMON, manifests: structs(DESCRIPTOR_SCHEMA), config: ANY, layers: ANY }
+export const IMAGE_SCHEMA: Schema = { ...COMMON, config: struct(DESCRIPTOR_SCHEMA), layers: structs(DESCRIPTOR_SCHEMA) }
 
 /**
  * The media type a manifest PUT carries: the Content-Type when it names a type, else the

@@ -1,0 +1,3 @@
+module manifest-guard/test/decode-index
+
+go 1.19
