@@ -49,7 +49,8 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
     requestId: request.id,
     identity: identityOf(request.headers.authorization),
     clientAddress: request.socket.remoteAddress,
-    userAgent: request.headers['user-agent'],
+    // Client-supplied: kept short, so a 16 KB header does not ride along in every record.
+    userAgent: request.headers['user-agent']?.slice(0, 256),
     repository: r.repository,
     reference: r.reference,
     digest: r.index.digest,

@@ -7,24 +7,40 @@ import type { Services } from './services.js'
 // Where a list push decision goes: the log (always), the metrics, the ring of recent
 // decisions for operators, and the audit sinks for the decisions configured there.
 
-/** The most recent decisions, newest first, bounded. */
-export class DecisionRing {
-  readonly #items: DecisionEvent[] = []
-  readonly #max: number
+/** Bytes the ring may hold in all: a flood of large records cannot grow the heap past it. */
+export const DECISION_RING_MAX_BYTES = 16 << 20
 
-  constructor(max: number) {
+/** The most recent decisions, newest first, bounded in count and in bytes. */
+export class DecisionRing {
+  readonly #items: { event: DecisionEvent; bytes: number }[] = []
+  readonly #max: number
+  readonly #maxBytes: number
+  #bytes = 0
+
+  constructor(max: number, maxBytes = DECISION_RING_MAX_BYTES) {
     this.#max = max
+    this.#maxBytes = maxBytes
   }
 
   add(event: DecisionEvent): void {
     if (this.#max === 0) return
-    this.#items.unshift(event)
-    if (this.#items.length > this.#max) this.#items.length = this.#max
+    // UTF-16 length of the JSON form: close enough to what the record holds on the heap.
+    const bytes = 2 * JSON.stringify(event).length
+    this.#items.unshift({ event, bytes })
+    this.#bytes += bytes
+    while (this.#items.length > this.#max || (this.#bytes > this.#maxBytes && this.#items.length > 1)) {
+      this.#bytes -= this.#items.pop()!.bytes
+    }
+  }
+
+  /** Bytes held now (for tests and the metrics). */
+  get bytes(): number {
+    return this.#bytes
   }
 
   list(filter: { repository?: string; result?: string; limit?: number }): DecisionEvent[] {
     const out: DecisionEvent[] = []
-    for (const e of this.#items) {
+    for (const { event: e } of this.#items) {
       if (filter.repository !== undefined && e.repository !== filter.repository) continue
       if (filter.result !== undefined && e.event !== `push.${filter.result}`) continue
       out.push(e)
