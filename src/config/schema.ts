@@ -149,7 +149,7 @@ export const FIELDS: readonly Field[] = [
   ),
   field('validation.retryAfterSeconds', integer(1, 3600), 5, 'Retry-After sent with a 503 when lookups failed.'),
   field('validation.maxDepth', integer(1, 16), 4, 'Deepest nesting of indexes walked (the pushed list is depth 1).'),
-  field('validation.maxDescriptors', integer(1, 100_000), 5_000, 'Most descriptors (children and blobs) one push may reference.'),
+  field('validation.maxDescriptors', integer(1, 100_000), 5_000, 'Most distinct objects (child manifests and blobs) one push may reference; an object named twice counts once.'),
   field('validation.concurrency', integer(1, 256), 16, 'Upstream lookups in flight per push.'),
   field('validation.timeoutMs', integer(100, 600_000), 20_000, 'Time budget for validating one push.'),
   field(
