@@ -24,9 +24,9 @@ function build(): string {
   return out
 }
 
-/** Decodes each document with Go; one reading per document, in order. */
-export function goReadings(documents: readonly Buffer[]): GoReading[] {
-  const r = spawnSync(build(), [], { input: documents.map((d) => d.toString('base64')).join('\n') + '\n', encoding: 'utf8', maxBuffer: 256 << 20 })
+/** Decodes each document with Go, as an index or an image manifest; one reading per document, in order. */
+export function goReadings(documents: readonly Buffer[], kind: 'index' | 'image' = 'index'): GoReading[] {
+  const r = spawnSync(build(), [], { input: documents.map((d) => `${kind} ${d.toString('base64')}`).join('\n') + '\n', encoding: 'utf8', maxBuffer: 256 << 20 })
   if (r.status !== 0) throw new Error(`decode-index failed: ${r.stderr}`)
   return r.stdout.trim().split('\n').map((line) => JSON.parse(line) as GoReading)
 }

@@ -1,8 +1,8 @@
 import fc from 'fast-check'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { decodeStruct, type FieldType, GoDecodeProblem, type GoStruct, type GoValue, type Schema } from '../../src/oci/go-struct.js'
 import { parseJsonTree } from '../../src/oci/json-tree.js'
-import { INDEX_SCHEMA } from '../../src/oci/manifest.js'
+import { IMAGE_SCHEMA, INDEX_SCHEMA } from '../../src/oci/manifest.js'
 import { goReadings } from '../helpers/go-decoder.js'
 
 // The proxy must read a list exactly as the registry's Go decoder does, or refuse it. Go's
@@ -36,11 +36,11 @@ function printStruct(s: GoStruct, schema: Schema): Record<string, unknown> {
 
 type Reading = { ok: unknown } | { refused: string; collision: boolean }
 
-function proxyReading(doc: Buffer): Reading {
+function proxyReading(doc: Buffer, schema: Schema): Reading {
   const tree = parseJsonTree(doc)
   if ('problem' in tree) return { refused: tree.problem, collision: false }
   try {
-    return { ok: printStruct(decodeStruct(tree.value, INDEX_SCHEMA, ''), INDEX_SCHEMA) }
+    return { ok: printStruct(decodeStruct(tree.value, schema, ''), schema) }
   } catch (err) {
     if (!(err instanceof GoDecodeProblem)) throw err
     return { refused: err.message, collision: / twice$|reads as the same field/.test(err.message) }
@@ -105,24 +105,15 @@ function text(v: unknown): string {
   return typeof v === 'object' && v !== null && 'raw' in v ? (v as { raw: string }).raw : JSON.stringify(v)
 }
 
-t.test('manifest-guard reads every generated list as Go does, or refuses what Go reads by a last-key-wins', async (t) => {
-  const documents = fc.sample(objectFor(INDEX_SCHEMA, 0), { numRuns: 600, seed: 20261127 }).map((s) => Buffer.from(s))
-  // Hand-written ones the generator might miss: the attack shapes of the issue.
-  const good = '{"mediaType":"m","digest":"sha256:a","size":1}'
-  documents.push(
-    Buffer.from(`{"manifests":[${good}],"manife\u017fts":[${good},{"digest":"sha256:b"}]}`),
-    Buffer.from(`{"manifests":[{"digest":"sha256:a","dige\u017ft":"sha256:b","size":1}]}`),
-    Buffer.from(`{"MANIFESTS":[{"DIGEST":"sha256:a","\u017fIZE":2,"PLATFORM":{"O\u017f":"linux","ARCHITECTURE":"amd64"}}]}`),
-    Buffer.from('{"manifests":null,"layers":null,"config":{}}'),
-  )
-  const go = goReadings(documents)
+function compare(t: Test, documents: readonly Buffer[], schema: Schema, kind: 'index' | 'image'): void {
+  const go = goReadings(documents, kind)
   let agreed = 0
   let collisions = 0
   let bothRefused = 0
   for (const [i, doc] of documents.entries()) {
-    const ours = proxyReading(doc)
+    const ours = proxyReading(doc, schema)
     const theirs = go[i]!
-    const where = `document ${i}: ${doc.toString()}`
+    const where = `${kind} ${i}: ${doc.toString()}`
     if ('ok' in ours) {
       if (!('ok' in theirs)) {
         t.fail(`${where}: manifest-guard reads it, Go refuses it (${theirs.error})`)
@@ -140,4 +131,28 @@ t.test('manifest-guard reads every generated list as Go does, or refuses what Go
   t.ok(agreed > 100, `${agreed} documents read alike`)
   t.ok(collisions > 50, `${collisions} documents with colliding keys refused`)
   t.ok(bothRefused > 50, `${bothRefused} documents both refuse`)
+}
+
+t.test('manifest-guard reads every generated list as Go does, or refuses what Go reads by a last-key-wins', async (t) => {
+  const documents = fc.sample(objectFor(INDEX_SCHEMA, 0), { numRuns: 600, seed: 20261127 }).map((s) => Buffer.from(s))
+  // Hand-written ones the generator might miss: the attack shapes of the issue.
+  const good = '{"mediaType":"m","digest":"sha256:a","size":1}'
+  documents.push(
+    Buffer.from(`{"manifests":[${good}],"manife\u017fts":[${good},{"digest":"sha256:b"}]}`),
+    Buffer.from(`{"manifests":[{"digest":"sha256:a","dige\u017ft":"sha256:b","size":1}]}`),
+    Buffer.from(`{"MANIFESTS":[{"DIGEST":"sha256:a","\u017fIZE":2,"PLATFORM":{"O\u017f":"linux","ARCHITECTURE":"amd64"}}]}`),
+    Buffer.from('{"manifests":null,"layers":null,"config":{}}'),
+  )
+  compare(t, documents, INDEX_SCHEMA, 'index')
+})
+
+t.test('manifest-guard reads every generated child manifest as Go does, or refuses it', async (t) => {
+  const documents = fc.sample(objectFor(IMAGE_SCHEMA, 0), { numRuns: 600, seed: 20261128 }).map((s) => Buffer.from(s))
+  const layer = '{"mediaType":"l","digest":"sha256:a","size":1}'
+  documents.push(
+    Buffer.from(`{"config":${layer},"layers":[${layer}],"layer\u017f":[${layer},{"digest":"sha256:gone"}]}`),
+    Buffer.from(`{"Config":${layer},"CONFIG":{"digest":"sha256:b"}}`),
+    Buffer.from('{"config":{"digest":"sha256:a"},"layers":null}'),
+  )
+  compare(t, documents, IMAGE_SCHEMA, 'image')
 })

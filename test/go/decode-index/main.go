@@ -1,7 +1,8 @@
 // Decodes JSON documents the way the registry and the Go clients do (encoding/json into
 // structs), for the property test that compares manifest-guard's reading with Go's.
-// Input: one base64 document per line. Output: one JSON line per document, {"ok":…} with
-// every field the proxy reads, or {"error":"…"} when encoding/json refuses the document.
+// Input: one document per line, "index <base64>" or "image <base64>". Output: one JSON line
+// per document, {"ok":…} with every field the proxy reads, or {"error":"…"} when
+// encoding/json refuses the document.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"os"
+	"strings"
 )
 
 type Platform struct {
@@ -42,6 +44,16 @@ type Index struct {
 	Layers        interface{}       `json:"layers"`
 }
 
+type Image struct {
+	SchemaVersion int64             `json:"schemaVersion"`
+	MediaType     string            `json:"mediaType"`
+	ArtifactType  string            `json:"artifactType"`
+	Subject       *Descriptor       `json:"subject"`
+	Annotations   map[string]string `json:"annotations"`
+	Config        *Descriptor       `json:"config"`
+	Layers        []Descriptor      `json:"layers"`
+}
+
 // What is printed: interface{} fields only say whether they are set.
 type Printed struct {
 	SchemaVersion int64             `json:"schemaVersion"`
@@ -61,9 +73,19 @@ func main() {
 	defer out.Flush()
 	enc := json.NewEncoder(out)
 	for in.Scan() {
-		doc, err := base64.StdEncoding.DecodeString(in.Text())
+		kind, encoded, _ := strings.Cut(in.Text(), " ")
+		doc, err := base64.StdEncoding.DecodeString(encoded)
 		if err != nil {
 			panic(err)
+		}
+		if kind == "image" {
+			var image Image
+			if err := json.Unmarshal(doc, &image); err != nil {
+				enc.Encode(map[string]string{"error": err.Error()})
+			} else {
+				enc.Encode(map[string]Image{"ok": image})
+			}
+			continue
 		}
 		var index Index
 		if err := json.Unmarshal(doc, &index); err != nil {
