@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { Investigation } from '../diagnose/investigate.js'
 import { investigate } from '../diagnose/investigate.js'
 import type { Prober } from '../diagnose/prober.js'
@@ -32,7 +33,10 @@ export interface Examination {
 
 export async function examine(input: ExamineInput): Promise<Examination> {
   const deadline = AbortSignal.timeout(input.limits.timeoutMs)
-  const ctx: LookupContext = { ...input.ctx, signal: input.ctx.signal === undefined ? deadline : AbortSignal.any([deadline, input.ctx.signal]) }
+  const signal = input.ctx.signal === undefined ? deadline : AbortSignal.any([deadline, input.ctx.signal])
+  // Every lookup in flight listens on it: as many as the concurrency allows.
+  setMaxListeners(input.limits.concurrency + 16, signal)
+  const ctx: LookupContext = { ...input.ctx, signal }
   const walk = await walkIndex({ repository: input.repository, index: input.index, source: input.source, limits: input.limits, ctx })
   const investigation = await investigate({
     repository: input.repository,

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
 import type { Descriptor } from '../oci/descriptor.js'
 import type { Digest } from '../oci/digest.js'
@@ -88,6 +89,8 @@ class Walk {
     this.#limit = limiter(input.limits.concurrency)
     this.#maxReferences = Math.max(MIN_REFERENCE_LIMIT, 2 * input.limits.maxDescriptors)
     const signal = input.ctx.signal === undefined ? this.#deadline.signal : AbortSignal.any([this.#deadline.signal, input.ctx.signal])
+    // Every lookup in flight listens on it: as many as the concurrency allows.
+    setMaxListeners(input.limits.concurrency + 16, signal)
     this.#ctx = { ...input.ctx, signal }
   }
 
