@@ -28,7 +28,7 @@ export type ResponseInterceptor = (response: BufferedResponse) => Promise<Regist
 export type Forward = (exchange: Exchange, res: ServerResponse, intercept?: ResponseInterceptor) => void
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection. `expect` too: Node has
-// already answered the client's 100-continue, and undici refuses the header (DESIGN.md §7).
+// already answered the client's 100-continue, and undici refuses the header (docs/passthrough.md).
 const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', 'host'])
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'upgrade', 'transfer-encoding'])
 /** Responses the forwarder owns (counted on finish), as opposed to answers of the app's own. */

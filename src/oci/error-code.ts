@@ -1,7 +1,7 @@
 // The one table of wire error codes (OCI distribution-spec "Error Codes", plus the
 // distribution codes clients already know). Clients print `<code in lower-case words>:
 // <message>` and nothing else, so the code must be one they recognise and the whole
-// explanation goes in `message` (DESIGN.md §3).
+// explanation goes in `message` (docs/clients.md).
 
 export const ErrorCode = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },

@@ -51,7 +51,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     `    rootdirectory: ${storage}`,
     '  delete:',
     '    enabled: true',
-    // No cache.blobdescriptor: the in-memory cache hides deletions (DESIGN.md §4).
+    // No cache.blobdescriptor: the in-memory cache hides deletions (docs/passthrough.md).
     // Foreign / non-distributable layers name URLs; distribution refuses them unless allowed.
     'validation:',
     '  manifests:',

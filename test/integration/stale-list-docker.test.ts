@@ -5,7 +5,7 @@ import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
 import { getManifest } from '../helpers/registry-http.js'
 
-// The stale-list story with the real docker CLI (DESIGN.md §1, cause 1): the platform image is
+// The stale-list story with the real docker CLI (docs/clients.md): the platform image is
 // rebuilt and re-pushed, but `docker manifest create --amend` reuses the old child digests it
 // saved locally.
 

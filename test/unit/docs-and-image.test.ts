@@ -42,3 +42,28 @@ t.test('the Dockerfile copies what exists and starts what the README documents',
   const pkg = JSON.parse(read('package.json')) as { bin: Record<string, string>; scripts: Record<string, string> }
   t.equal(pkg.bin['manifest-guard'], 'dist/src/cli.js')
 })
+
+t.test('the project stands alone: code cites its own docs, and every cited page exists', async (t) => {
+  const { readdirSync, statSync } = await import('node:fs')
+  const root = new URL('../../', import.meta.url)
+  const files: string[] = []
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(new URL(dir, root))) {
+      const path = `${dir}${name}`
+      if (statSync(new URL(path, root)).isDirectory()) walk(`${path}/`)
+      else if (/\.(ts|go|sh|md|yaml|tpl)$/.test(name)) files.push(path)
+    }
+  }
+  for (const dir of ['src/', 'test/', 'scripts/', 'helm/', 'config/', 'docs/']) walk(dir)
+  files.push('README.md', 'Dockerfile')
+  let cited = 0
+  for (const file of files) {
+    const text = read(file)
+    t.notMatch(text, /DESIGN\.md/, `${file} cites no document outside the repository`)
+    for (const m of text.matchAll(/\bdocs\/([a-z-]+\.md)/g)) {
+      cited++
+      t.ok(existsSync(new URL(`../../docs/${m[1]}`, import.meta.url)), `${file} cites docs/${m[1]}, which exists`)
+    }
+  }
+  t.ok(cited >= 3, `${cited} citations of docs/ pages`)
+})
