@@ -5,7 +5,7 @@ import { MemoryLedgerStore } from './ledger/memory-store.js'
 import type { LookupContext } from './oci/content-lookup.js'
 import { isRepositoryName, parseReference } from './oci/reference.js'
 import { CachedSource } from './upstream/cached-source.js'
-import { ExistenceCache } from './upstream/existence-cache.js'
+import { ManifestCache } from './upstream/manifest-cache.js'
 import { RegistryClient } from './upstream/registry-client.js'
 
 // `manifest-guard check REGISTRY/NAME[:TAG|@DIGEST]`: the push-time walk and diagnosis for a
@@ -111,7 +111,7 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
   const password = values['password-stdin'] === true ? io.readStdin().replace(/\r?\n$/, '') : io.env['MANIFEST_GUARD_CHECK_PASSWORD']
   const scheme = values['plain-http'] === true || isLoopback(target.host) ? 'http' : 'https'
   const client = new RegistryClient({ origin: `${scheme}://${target.host}`, connections: 16, connectTimeoutMs: 10_000, headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs })
-  const source = new CachedSource(client, new ExistenceCache({ ttlMs: 600_000, maxEntries: 100_000, maxManifestBytes: 64 << 20 }))
+  const source = new CachedSource(client, new ManifestCache(64 << 20))
   const ctx: LookupContext =
     values.token !== undefined ? { authorization: `Bearer ${values.token}` } : { authorization: undefined, credentials: { ...(values.username === undefined ? {} : { username: values.username, password: password ?? '' }) } }
   try {

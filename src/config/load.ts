@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { parse as parseYaml } from 'yaml'
-import { type Config, FIELDS, type Field } from './schema.js'
+import { type Config, FIELDS, type Field, RETIRED_KEYS } from './schema.js'
 
 // Config from flags > environment > file > defaults, validated in one pass. Every error is
 // one line that names the key, where the value came from, and what was expected.
@@ -108,6 +108,8 @@ function flatten(doc: Readonly<Record<string, unknown>>, prefix: string, label: 
     const key = prefix === '' ? k : `${prefix}.${k}`
     if (KEYS.has(key)) {
       out.set(key, { label, raw: v })
+    } else if (Object.hasOwn(RETIRED_KEYS, key)) {
+      continue
     } else if (PREFIXES.has(key) && typeof v === 'object' && v !== null && !Array.isArray(v)) {
       flatten(v as Record<string, unknown>, key, label, out)
     } else {

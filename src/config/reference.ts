@@ -1,5 +1,5 @@
 import { envName, flagName } from './load.js'
-import { FIELDS } from './schema.js'
+import { FIELDS, RETIRED_KEYS } from './schema.js'
 
 // config/README.md, generated from the settings table (npm run docs); a test fails when the
 // committed file and the table differ, so the reference cannot drift.
@@ -25,5 +25,7 @@ export function configReference(): string {
     const env = f.fileOnly === true ? '' : `\`${envName(f.key)}\``
     lines.push(`| \`${f.key}\` | ${f.type.describe.replaceAll('|', '\\|')} | ${def} | ${flag} | ${env} | ${f.doc.replaceAll('|', '\\|')}${f.secret === true ? ' (secret)' : ''} |`)
   }
+  lines.push('', 'Retired keys, still accepted in a config file and ignored:', '')
+  for (const [key, why] of Object.entries(RETIRED_KEYS)) lines.push(`- \`${key}\`: ${why}.`)
   return `${lines.join('\n')}\n`
 }

@@ -49,8 +49,6 @@ export interface Config {
     readonly rules: readonly RepositoryRule[]
   }
   readonly cache: {
-    readonly ttlSeconds: number
-    readonly maxEntries: number
     readonly maxManifestBytes: number
   }
   readonly ledger: {
@@ -159,9 +157,7 @@ export const FIELDS: readonly Field[] = [
     'Where to look for a child missing from the target repository ({name}, {os}, {arch}, {variant}).',
   ),
   field('validation.rules', rulesType, [], 'Per-repository overrides: [{match: "team/**", mode: warn, staleChild: warn, onLookupFailure: forward}]; first match wins.', true),
-  field('cache.ttlSeconds', integer(0, 86_400), 300, 'How long "repository holds digest" is believed (deletions happen; 0 disables).'),
-  field('cache.maxEntries', integer(0, 10_000_000), 100_000, 'Most repository+digest entries remembered.'),
-  field('cache.maxManifestBytes', integer(0, 1 << 30), 64 << 20, 'Bytes of manifest bodies remembered, so children pushed through the proxy need no GET.'),
+  field('cache.maxManifestBytes', integer(0, 1 << 30), 64 << 20, 'Bytes of manifest bodies remembered (content-addressed, never stale), so a child seen before costs a HEAD instead of a GET; 0 disables.'),
   field('ledger.store', oneOf(['memory', 'redis'] as const), 'memory', 'Where push records live: this process, or Redis shared by every replica.'),
   field('ledger.maxRecords', integer(1, 10_000_000), 200_000, 'Push records kept in memory (oldest dropped first).'),
   field('ledger.redisUrl', optionalText, undefined, 'redis://HOST:PORT/DB of the shared ledger (ledger.store: redis).'),
@@ -192,6 +188,15 @@ export const FIELDS: readonly Field[] = [
   secret('lookupCredentials.password', 'Password of lookupCredentials.username.'),
   field('lookupCredentials.passwordFile', optionalPath, undefined, 'File holding lookupCredentials.password.'),
 ]
+
+/**
+ * Keys of earlier versions that a config file may still carry: accepted and ignored, with why.
+ * (Flags and environment variables of retired keys are not read at all.)
+ */
+export const RETIRED_KEYS: Readonly<Record<string, string>> = {
+  'cache.ttlSeconds': 'existence is now asked of the registry at every push; only manifest bodies are cached (cache.maxManifestBytes)',
+  'cache.maxEntries': 'existence is now asked of the registry at every push; only manifest bodies are cached (cache.maxManifestBytes)',
+}
 
 function upstreamUrl(): FieldType<string> {
   return {

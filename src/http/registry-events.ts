@@ -10,7 +10,7 @@ import type { Services } from './services.js'
 
 // POST /_guard/v1/events: CNCF distribution's notifications (configuration `notifications:
 // endpoints:`), so pushes that bypass the proxy (internal CI pushing straight to the
-// registry) still feed the ledger and the cache. Off until registryEvents.token is set; the
+// registry) still feed the ledger. Off until registryEvents.token is set; the
 // registry sends it as `Authorization: Bearer …` (the endpoint's `headers`).
 
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json'
@@ -28,7 +28,7 @@ export function registerRegistryEvents(app: FastifyInstance, services: Services,
   const token = readSecret(services.config.registryEvents.token, services.config.registryEvents.tokenFile)
   if (token === undefined) return
   const expected = Buffer.from(`Bearer ${token}`)
-  const { metrics, ledger, cache, logger } = services
+  const { metrics, ledger, logger } = services
 
   app.register(async (scope) => {
     scope.addContentTypeParser([EVENTS_MEDIA_TYPE, 'application/json'], { parseAs: 'string', bodyLimit: MAX_EVENTS_BYTES }, (_req, body, done) => {
@@ -55,25 +55,18 @@ export function registerRegistryEvents(app: FastifyInstance, services: Services,
           metrics.registryEvents.inc({ outcome: 'ignored' })
           continue
         }
-        const size = typeof t?.size === 'number' ? t.size : typeof t?.length === 'number' ? t.length : undefined
         const mediaType = typeof t?.mediaType === 'string' ? t.mediaType : undefined
         if (e.action === 'push' && isManifest(mediaType)) {
           const at = typeof e.timestamp === 'string' && !Number.isNaN(Date.parse(e.timestamp)) ? Date.parse(e.timestamp) : Date.now()
           const tag = typeof t?.tag === 'string' && isTag(t.tag) ? t.tag : undefined
           const actor = typeof e.actor?.name === 'string' && e.actor.name !== '' ? e.actor.name : undefined
-          cache.rememberManifest(repository, digest, mediaType, size)
           await ledger.record({ repository, tag, digest, mediaType, at, identity: actor, source: 'registry-event' }).catch((err: unknown) => {
             logger.warn({ err, repository, digest }, 'ledger write for a registry event failed')
           })
           recorded++
           metrics.registryEvents.inc({ outcome: 'recorded' })
-        } else if (e.action === 'push' || e.action === 'mount') {
-          cache.rememberBlob(repository, digest, size)
-          metrics.registryEvents.inc({ outcome: 'recorded' })
-        } else if (e.action === 'delete') {
-          cache.forget(repository, digest)
-          metrics.registryEvents.inc({ outcome: 'recorded' })
         } else {
+          // Blob pushes, mounts and deletions teach nothing: existence is asked at every push.
           metrics.registryEvents.inc({ outcome: 'ignored' })
         }
       }

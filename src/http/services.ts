@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logger.js'
 import { Metrics } from '../observability/metrics.js'
 import { Webhook } from '../observability/webhook.js'
 import { CachedSource } from '../upstream/cached-source.js'
-import { ExistenceCache } from '../upstream/existence-cache.js'
+import { ManifestCache } from '../upstream/manifest-cache.js'
 import type { Pool } from 'undici'
 import { passthroughPool } from '../upstream/passthrough-pool.js'
 import { RegistryClient } from '../upstream/registry-client.js'
@@ -21,7 +21,7 @@ export interface Services {
   readonly logger: Logger
   readonly metrics: Metrics
   readonly client: RegistryClient
-  readonly cache: ExistenceCache
+  readonly cache: ManifestCache
   readonly source: CachedSource
   readonly ledger: LedgerStore
   readonly passthrough: Pool
@@ -51,11 +51,7 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     ...timeouts,
     onRequest: (kind, status) => metrics.upstreamLookups.inc({ kind, status: String(status) }),
   })
-  const cache = new ExistenceCache({
-    ttlMs: config.cache.ttlSeconds * 1000,
-    maxEntries: config.cache.maxEntries,
-    maxManifestBytes: config.cache.maxManifestBytes,
-  })
+  const cache = new ManifestCache(config.cache.maxManifestBytes)
   const a = config.audit
   return {
     config,

@@ -1,6 +1,6 @@
 import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
-import { type Digest, isDigest } from '../oci/digest.js'
-import type { ExistenceCache } from './existence-cache.js'
+import type { Digest } from '../oci/digest.js'
+import type { ManifestCache } from './manifest-cache.js'
 import type { RegistryClient, TagResolution } from './registry-client.js'
 
 // The registry as the walk and the diagnosis see it. Content is immutable, existence is not:
@@ -11,9 +11,9 @@ import type { RegistryClient, TagResolution } from './registry-client.js'
 
 export class CachedSource {
   readonly #client: RegistryClient
-  readonly #cache: ExistenceCache
+  readonly #cache: ManifestCache
 
-  constructor(client: RegistryClient, cache: ExistenceCache) {
+  constructor(client: RegistryClient, cache: ManifestCache) {
     this.#client = client
     this.#cache = cache
   }
@@ -22,38 +22,26 @@ export class CachedSource {
     const body = this.#cache.body(digest)
     if (body !== undefined) {
       const here = await this.#client.resolveTag(repository, digest, ctx)
-      if (here.status !== 'found') return this.#absent(repository, digest, here)
+      if (here.status !== 'found') return here
       if (ctx.stats !== undefined) ctx.stats.cacheHits++
       const value: ManifestContent = { digest, mediaType: here.value.mediaType ?? body.mediaType, size: here.value.size ?? body.raw.length, manifest: body }
       return { status: 'found', value }
     }
     if (ctx.stats !== undefined) ctx.stats.cacheMisses++
     const answer = await this.#client.manifest(repository, digest, ctx)
-    if (answer.status === 'found') {
-      this.#cache.rememberManifest(repository, digest, answer.value.mediaType, answer.value.size, answer.value.manifest)
-      return answer
-    }
-    return this.#absent(repository, digest, answer)
+    if (answer.status === 'found' && answer.value.manifest !== undefined) this.#cache.remember(answer.value.manifest)
+    return answer
   }
 
-  async blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>> {
-    const answer = await this.#client.blob(repository, digest, ctx)
-    if (answer.status === 'found') this.#cache.rememberBlob(repository, digest, answer.value.size)
-    return answer.status === 'found' ? answer : this.#absent(repository, digest, answer)
+  blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>> {
+    return this.#client.blob(repository, digest, ctx)
   }
 
   blobBytes(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {
     return this.#client.blobBytes(repository, digest, ctx, maxBytes)
   }
 
-  async resolveTag(repository: string, reference: string, ctx: LookupContext): Promise<ContentLookup<TagResolution>> {
-    const answer = await this.#client.resolveTag(repository, reference, ctx)
-    return answer.status === 'missing' && isDigest(reference) ? this.#absent(repository, reference, answer) : answer
-  }
-
-  /** A lookup that found nothing: what the proxy knew of it is forgotten. */
-  #absent<T>(repository: string, digest: Digest, answer: Exclude<ContentLookup<unknown>, { status: 'found' }>): ContentLookup<T> {
-    if (answer.status === 'missing') this.#cache.forget(repository, digest)
-    return answer
+  resolveTag(repository: string, reference: string, ctx: LookupContext): Promise<ContentLookup<TagResolution>> {
+    return this.#client.resolveTag(repository, reference, ctx)
   }
 }

@@ -68,7 +68,7 @@ t.test('keys that Go folds', async (t) => {
 t.test('existence believed from the cache', async (t) => {
   const registry = await startRegistry()
   t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { cache: { ttlSeconds: 3600 } })
+  const proxy = await startProxy(registry.url)
   t.teardown(() => proxy.close())
   // Children pushed through the proxy: it saw every blob and both manifests.
   await pushImage(proxy.url, 'team/app', amd)
@@ -77,7 +77,7 @@ t.test('existence believed from the cache', async (t) => {
   // An admin deletes a layer straight at the registry, as GC or retention would.
   t.equal((await fetch(`${registry.url}/v2/team/app/blobs/${arm.layers[0]!.digest}`, { method: 'DELETE' })).status, 202)
   const res = await putManifest(proxy.url, 'team/app', 'after', buildIndex([amd, arm]).manifest)
-  t.equal(res.status, 400, 'the deletion is seen at once, whatever cache.ttlSeconds says')
+  t.equal(res.status, 400, 'the deletion is seen at once')
   t.match((await errorsOf(res))[0]?.message, `layer ${arm.layers[0]!.digest} (layer 1) of the linux/arm64 child`)
   const record = proxy.logs.find((r) => r['event'] === 'push.rejected')[0]!
   t.equal(record['upstreamRequests'], 2 + 3 + 3, 'one HEAD per child and per blob, no GET: the child bodies came from the cache')

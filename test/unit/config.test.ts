@@ -72,3 +72,10 @@ t.test('every setting has a flag or file key, an env name, a default and docs', 
     t.match(flagName(f.key), /^[a-z-]+$/)
   }
 })
+
+t.test('retired keys in a config file are accepted and ignored; their flags are gone', async (t) => {
+  const config = loadConfig({ argv: ['--config', file('retired.yaml', 'cache:\n  ttlSeconds: 0\n  maxEntries: 5\n  maxManifestBytes: 1024\n')] })
+  t.equal(config.cache.maxManifestBytes, 1024)
+  t.same(Object.keys(config.cache), ['maxManifestBytes'], 'nothing of the retired keys is kept')
+  t.throws(() => loadConfig({ argv: ['--cache-ttl-seconds', '5'] }), /cache-ttl-seconds/)
+})

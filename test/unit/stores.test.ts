@@ -5,39 +5,26 @@ import { MemoryLedgerStore } from '../../src/ledger/memory-store.js'
 import { HISTORY_PER_KEY } from '../../src/ledger/push-record.js'
 import type { Digest } from '../../src/oci/digest.js'
 import { parseManifest } from '../../src/oci/manifest.js'
-import { ExistenceCache } from '../../src/upstream/existence-cache.js'
+import { ManifestCache } from '../../src/upstream/manifest-cache.js'
 import { limiter } from '../../src/validate/limiter.js'
 import { Readable } from 'node:stream'
 
 const d = (n: number): Digest => `sha256:${n.toString(16).padStart(64, '0')}` as Digest
 
-t.test('existence cache', async (t) => {
-  const cache = new ExistenceCache({ ttlMs: 60_000, maxEntries: 100, maxManifestBytes: 1 << 20 })
-  cache.rememberBlob('a', d(1), 10)
-  cache.rememberBlob('a', d(1), undefined)
-  t.same(cache.get('a', d(1)), { kind: 'blob', size: 10, mediaType: undefined }, 'a sighting without size keeps the known size')
-  t.equal(cache.get('b', d(1)), undefined, 'per repository')
-  cache.forget('a', d(1))
-  t.equal(cache.get('a', d(1)), undefined, 'DELETE forgets at once')
-
+t.test('manifest cache: bodies by their own digest, bounded in bytes', async (t) => {
+  const cache = new ManifestCache(1 << 20)
   const raw = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}')
   const m = parseManifest(raw, undefined)
   if ('problem' in m) return t.fail()
-  cache.rememberManifest('a', m.digest, m.mediaType, raw.length, m)
+  cache.remember(m)
   t.equal(cache.body(m.digest), m, 'body kept by digest')
-  cache.rememberManifest('a', d(9), m.mediaType, raw.length, m)
-  t.equal(cache.body(d(9)), undefined, 'a body is kept only under its own digest')
-
-  const off = new ExistenceCache({ ttlMs: 0, maxEntries: 100, maxManifestBytes: 1 << 20 })
-  off.rememberBlob('a', d(1), 10)
-  t.equal(off.get('a', d(1)), undefined, 'ttl 0 disables the cache')
-})
-
-t.test('existence cache entries expire', async (t) => {
-  const cache = new ExistenceCache({ ttlMs: 30, maxEntries: 100, maxManifestBytes: 0 })
-  cache.rememberBlob('a', d(1), 1)
-  await new Promise((r) => setTimeout(r, 60))
-  t.equal(cache.get('a', d(1)), undefined)
+  t.equal(cache.body(d(9)), undefined)
+  const small = new ManifestCache(10)
+  small.remember(m)
+  t.equal(small.body(m.digest), undefined, 'a body larger than the whole cache is not kept')
+  const off = new ManifestCache(0)
+  off.remember(m)
+  t.equal(off.body(m.digest), undefined, '0 disables the cache')
 })
 
 t.test('memory ledger', async (t) => {
