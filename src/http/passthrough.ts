@@ -10,6 +10,10 @@ import type { Services } from './services.js'
 const METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS']
 
 export async function registerPassthrough(app: FastifyInstance, services: Services, seam: Seam): Promise<void> {
+  // fastify's own parsers (application/json, text/plain) would read a body whole and keep it
+  // from the registry: a blob uploaded as text/plain would reach it empty. The plugin's
+  // parsers hand every body over as a stream, whatever its content type.
+  app.removeAllContentTypeParsers()
   const proxyOptions: FastifyHttpProxyOptions = {
     upstream: services.config.upstream,
     prefix: '/v2',
