@@ -31,6 +31,13 @@ export interface Config {
   readonly tls: { readonly cert: string | undefined; readonly key: string | undefined }
   readonly trustForwardedHeaders: boolean
   readonly logLevel: (typeof LOG_LEVELS)[number]
+  readonly server: {
+    readonly headersTimeoutMs: number
+    readonly bodyIdleTimeoutMs: number
+    readonly keepAliveTimeoutMs: number
+    readonly maxConnections: number
+    readonly maxUploadsPerClient: number
+  }
   readonly upstreamTimeouts: {
     readonly connectMs: number
     readonly headersMs: number
@@ -129,6 +136,21 @@ export const FIELDS: readonly Field[] = [
     'Take X-Forwarded-Host/-Proto from clients (set when behind an ingress or load balancer that sets them); otherwise they are overwritten.',
   ),
   field('logLevel', oneOf(LOG_LEVELS), 'info', 'pino log level.'),
+  field('server.headersTimeoutMs', integer(1_000, 600_000), 30_000, 'Longest a client may take to send the headers of a request; then 408 and the connection is closed.'),
+  field(
+    'server.bodyIdleTimeoutMs',
+    integer(1_000, 3_600_000),
+    60_000,
+    'Longest pause while a request body arrives or a response body is taken, either way; then the connection is closed (a stalled upload is dropped, never forwarded half).',
+  ),
+  field('server.keepAliveTimeoutMs', integer(1_000, 600_000), 65_000, 'How long an idle client connection is kept open between requests (longer than load balancers keep theirs).'),
+  field('server.maxConnections', integer(1, 1_000_000), 4_096, 'Most client connections one listener holds at once; more are closed on arrival.'),
+  field(
+    'server.maxUploadsPerClient',
+    integer(1, 100_000),
+    32,
+    'Most writes (uploads, manifest pushes) one client address may have in flight to the registry; more get 429 and Retry-After (the address from X-Forwarded-For with trustForwardedHeaders).',
+  ),
   field('upstreamTimeouts.connectMs', integer(100, 600_000), 5_000, 'Connecting to the registry.'),
   field('upstreamTimeouts.headersMs', integer(100, 3_600_000), 300_000, 'Waiting for the registry to start answering (large blob commits can take a while).'),
   field('upstreamTimeouts.bodyMs', integer(100, 3_600_000), 300_000, 'Longest pause between two chunks of a body, either way.'),

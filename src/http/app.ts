@@ -16,6 +16,7 @@ import { createResponseObserver } from './traffic-observer.js'
 import { createFastLane } from './fast-lane.js'
 import { createForwarder, forwarded } from './forwarder.js'
 import { countRequest } from './request-metrics.js'
+import { watchRequestBody } from './idle-timeout.js'
 import { closeServices, createServices, type ServiceOverrides, type Services } from './services.js'
 
 // Builds the proxy; never listens, so tests build, inject and tear down.
@@ -46,6 +47,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? createLogger(config.logLevel)
   const tls = config.tls.cert !== undefined && config.tls.key !== undefined ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : null
   const services = createServices(config, logger, options)
+  const limits = config.server
   const forward = createForwarder(services, createResponseObserver(services))
   const nextId = requestIds()
   const lane = createFastLane(forward, logger, nextId)
@@ -61,11 +63,16 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     // Reads take the fast lane; everything else, fastify's routing.
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
       const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+        watchRequestBody(req, limits.bodyIdleTimeoutMs)
         if (!lane(req, res)) handler(req, res)
       }
-      // Blob uploads run for as long as they run; idle sockets are timed out by Node.
-      const server = tls === null ? createHttpServer({ requestTimeout: 0 }, onRequest) : createHttpsServer({ ...tls, requestTimeout: 0 }, onRequest)
-      server.keepAliveTimeout = 65_000
+      // A blob upload runs for as long as it runs (no request timeout), but never stalls for
+      // longer than the body idle timeout; headers must arrive within their own timeout,
+      // checked every second rather than Node's default 30.
+      const options = { requestTimeout: 0, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: 1_000 }
+      const server = tls === null ? createHttpServer(options, onRequest) : createHttpsServer({ ...tls, ...options }, onRequest)
+      server.keepAliveTimeout = limits.keepAliveTimeoutMs
+      server.maxConnections = limits.maxConnections
       return server
     },
     routerOptions: {

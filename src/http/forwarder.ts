@@ -5,6 +5,7 @@ import { RegistryError } from '../oci/error-code.js'
 import { type ClientOrigin, clientOrigin } from './client-origin.js'
 import type { Exchange } from './exchange.js'
 import { writeRegistryError } from './error-mapper.js'
+import { stopWatching, watchResponseBody } from './idle-timeout.js'
 import { countRequest } from './request-metrics.js'
 import type { Services } from './services.js'
 import type { ResponseObserver } from './traffic-observer.js'
@@ -39,17 +40,28 @@ const MAX_INTERCEPTED_BYTES = 64 << 10
 
 export function createForwarder(services: Services, observe: ResponseObserver): Forward {
   const { config, metrics } = services
-  const dispatcher = services.passthrough
   const upstreamHost = new URL(config.upstream).host
   const upstreamPrefix = `${config.upstream}/`
   const trust = config.trustForwardedHeaders
   const tls = config.tls.cert !== undefined
+  const idleMs = config.server.bodyIdleTimeoutMs
+  const writers = new WriterCount(config.server.maxUploadsPerClient)
 
   return function forward(request, res, intercept) {
     forwarded.add(res)
     const origin = clientOrigin(request, trust, tls)
     const method = request.method
-    const body = method === 'GET' || method === 'HEAD' ? null : request.body instanceof Readable ? request.body : request.raw
+    const isRead = method === 'GET' || method === 'HEAD'
+    const body = isRead ? null : request.body instanceof Readable ? request.body : request.raw
+    // Reads have a pool of their own, so they never queue behind uploads that stall.
+    const dispatcher = isRead ? services.passthroughReads : services.passthrough
+    const writer = isRead ? undefined : clientAddress(request, trust)
+    if (writer !== undefined && !writers.enter(writer)) {
+      countRequest(metrics, method, 429, request.raw.socket)
+      closeIfUnread(request, res)
+      writeRegistryError(res, tooManyWrites(config.server.maxUploadsPerClient))
+      return
+    }
     let controller: Dispatcher.DispatchController | undefined
     let done = false
 
@@ -65,6 +77,8 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
     const finish = (): void => {
       done = true
       res.off('close', onClientGone)
+      if (writer !== undefined) writers.leave(writer)
+      stopWatching(res)
       countRequest(metrics, method, res.statusCode, request.raw.socket)
     }
 
@@ -86,6 +100,7 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
         closeIfUnread(request, res)
         res.writeHead(statusCode, responseHeaders(headers, upstreamPrefix, origin))
         if (method === 'HEAD') return
+        watchResponseBody(res, idleMs)
         res.on('drain', () => c.resume())
       },
       onResponseData(c, chunk) {
@@ -196,6 +211,44 @@ function responseHeaders(headers: IncomingHttpHeaders, upstreamPrefix: string, o
  */
 function closeIfUnread(request: Exchange, res: ServerResponse): void {
   if (!request.raw.complete && !res.headersSent) res.setHeader('connection', 'close')
+}
+
+/** Writes in flight to the registry per client address, capped. */
+class WriterCount {
+  readonly #counts = new Map<string, number>()
+  readonly #max: number
+
+  constructor(max: number) {
+    this.#max = max
+  }
+
+  enter(client: string): boolean {
+    const n = this.#counts.get(client) ?? 0
+    if (n >= this.#max) return false
+    this.#counts.set(client, n + 1)
+    return true
+  }
+
+  leave(client: string): void {
+    const n = (this.#counts.get(client) ?? 1) - 1
+    if (n <= 0) this.#counts.delete(client)
+    else this.#counts.set(client, n)
+  }
+}
+
+/** The client's address: the socket's, or the first hop an ingress reports when trusted. */
+function clientAddress(request: Exchange, trust: boolean): string {
+  const forwardedFor = trust ? request.headers['x-forwarded-for'] : undefined
+  const first = (Array.isArray(forwardedFor) ? forwardedFor[0] : forwardedFor)?.split(',')[0]?.trim()
+  return first !== undefined && first !== '' ? first : (request.raw.socket.remoteAddress ?? '')
+}
+
+function tooManyWrites(max: number): RegistryError {
+  return new RegistryError(
+    429,
+    [{ code: 'TOOMANYREQUESTS', message: `manifest-guard: this client already has ${max} uploads in flight (server.maxUploadsPerClient); retry when some finish` }],
+    { 'retry-after': '1' },
+  )
 }
 
 /** A failed pass-through as a prompt OCI error: 504 for timeouts, 502 otherwise. */

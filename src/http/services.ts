@@ -24,7 +24,10 @@ export interface Services {
   readonly cache: ManifestCache
   readonly source: CachedSource
   readonly ledger: LedgerStore
+  /** Client writes (uploads, manifest pushes, deletes) to the registry. */
   readonly passthrough: Pool
+  /** Client reads (GET, HEAD): a pool of their own, so a stalled upload never holds one up. */
+  readonly passthroughReads: Pool
   readonly decisions: DecisionRing
   readonly audit: { readonly file: AuditFile | undefined; readonly webhook: Webhook | undefined }
 }
@@ -62,6 +65,7 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     source: new CachedSource(client, cache),
     ledger: countingErrors(overrides.ledger ?? createLedger(config), metrics),
     passthrough: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
+    passthroughReads: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     decisions: new DecisionRing(config.admin.recentDecisions),
     audit: {
       file: a.file === undefined ? undefined : new AuditFile({ path: a.file, maxBytes: a.fileMaxBytes, keep: a.fileKeep, queueSize: a.queueSize }, metrics, logger),
@@ -108,5 +112,5 @@ function countingErrors(store: LedgerStore, metrics: Metrics): LedgerStore {
 export async function closeServices(services: Services): Promise<void> {
   // Audit records already queued are delivered (or fail and are counted) before exit.
   await Promise.allSettled([services.audit.file?.drained(), services.audit.webhook?.drained()])
-  await Promise.allSettled([services.client.close(), services.passthrough.close(), services.ledger.close()])
+  await Promise.allSettled([services.client.close(), services.passthrough.close(), services.passthroughReads.close(), services.ledger.close()])
 }

@@ -1,0 +1,144 @@
+import { connect, type Socket } from 'node:net'
+import t from 'tap'
+import { request } from 'undici'
+import { startProxy } from '../helpers/proxy.js'
+import { startRegistry } from '../helpers/registry.js'
+
+// Hostile and broken clients: sockets that never finish their headers, uploads that stall
+// mid-body, more connections than a listener should hold. None may lock out a real client, and
+// each is let go within its timeout. Bounded in count and time; loopback only.
+
+const SHORT = { headersTimeoutMs: 1_500, bodyIdleTimeoutMs: 2_000, keepAliveTimeoutMs: 2_000 }
+
+function open(url: string): Promise<Socket> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const s = connect(Number(port), hostname, () => resolve(s))
+    s.once('error', reject)
+  })
+}
+
+/** Resolves with how long the server took to close the socket (or rejects past `limitMs`). */
+function closedWithin(s: Socket, limitMs: number): Promise<number> {
+  const started = Date.now()
+  return new Promise((resolve, reject) => {
+    if (s.destroyed) return resolve(0)
+    const timer = setTimeout(() => reject(new Error(`still open after ${limitMs} ms`)), limitMs)
+    s.on('error', () => {})
+    s.once('close', () => {
+      clearTimeout(timer)
+      resolve(Date.now() - started)
+    })
+    s.resume()
+  })
+}
+
+async function ping(url: string): Promise<{ status: number; ms: number }> {
+  const started = Date.now()
+  const res = await request(`${url}/v2/`, { headersTimeout: 5_000, bodyTimeout: 5_000 })
+  await res.body.dump()
+  return { status: res.statusCode, ms: Date.now() - started }
+}
+
+t.test('no server timeouts', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url, { server: { ...SHORT, maxConnections: 300 } })
+  t.teardown(() => proxy.close())
+
+  t.test('sockets that never finish their headers are closed, and real clients are served meanwhile', async (t) => {
+    const silent = await Promise.all(Array.from({ length: 150 }, () => open(proxy.url)))
+    const partial = await Promise.all(Array.from({ length: 50 }, () => open(proxy.url)))
+    for (const s of partial) s.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n')
+    const served = await ping(proxy.url)
+    t.equal(served.status, 200, `GET /v2/ answered in ${served.ms} ms with 200 sockets hanging`)
+    const times = await Promise.all([...silent, ...partial].map((s) => closedWithin(s, 6_000)))
+    t.ok(Math.max(...times) < 6_000, `all 200 closed, the last after ${Math.max(...times)} ms (headers timeout 1.5 s)`)
+  })
+
+  t.test('an upload that goes silent mid-body is closed after the body idle timeout', async (t) => {
+    const start = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
+    await start.body.dump()
+    const session = new URL(String(start.headers['location']))
+    const s = await open(proxy.url)
+    s.write(`PATCH ${session.pathname}${session.search} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\nx`)
+    const took = await closedWithin(s, 8_000)
+    t.ok(took >= 1_500 && took < 8_000, `closed after ${took} ms of silence (body idle timeout 2 s)`)
+    // The registry's half-sent upload was aborted: the session holds nothing.
+    const status = await request(`${registry.url}${session.pathname}${session.search}`)
+    const text = await status.body.text()
+    t.not(status.statusCode, 500, `the registry is fine (${status.statusCode} ${text.slice(0, 80)})`)
+    t.equal((await ping(proxy.url)).status, 200)
+  })
+
+  t.test('a listener holds at most server.maxConnections', async (t) => {
+    const held = await Promise.all(Array.from({ length: 300 }, () => open(proxy.url)))
+    const extra = await open(proxy.url).catch(() => undefined)
+    if (extra !== undefined) t.ok((await closedWithin(extra, 2_000)) < 2_000, 'a connection past the cap is closed on arrival')
+    else t.pass('a connection past the cap is refused')
+    for (const s of held) s.destroy()
+    await new Promise((r) => setTimeout(r, 200))
+    t.equal((await ping(proxy.url)).status, 200, 'served again once connections are let go')
+  })
+
+  t.test('an idle keep-alive connection is closed after the keep-alive timeout', async (t) => {
+    const s = await open(proxy.url)
+    s.write(`GET /v2/ HTTP/1.1\r\nHost: ${proxy.host}\r\n\r\n`)
+    const took = await closedWithin(s, 8_000)
+    t.ok(took >= 1_500 && took < 8_000, `closed after ${took} ms idle (keep-alive timeout 2 s)`)
+  })
+})
+
+t.test('pool exhaustion', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+
+  t.test('150 stalled uploads hold no read back, and are let go', async (t) => {
+    const proxy = await startProxy(registry.url, { server: { ...SHORT, maxUploadsPerClient: 1_000 } })
+    t.teardown(() => proxy.close())
+    const stalled: Socket[] = []
+    for (let i = 0; i < 150; i++) {
+      const start = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
+      await start.body.dump()
+      const session = new URL(String(start.headers['location']))
+      const s = await open(proxy.url)
+      s.write(`PATCH ${session.pathname}${session.search} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\nx`)
+      stalled.push(s)
+    }
+    const reads = await Promise.all(Array.from({ length: 20 }, () => ping(proxy.url)))
+    t.same(new Set(reads.map((r) => r.status)), new Set([200]), `20 reads answered with 150 uploads stalled (slowest ${Math.max(...reads.map((r) => r.ms))} ms)`)
+    const head = await request(`${proxy.url}/v2/team/app/blobs/sha256:${'0'.repeat(64)}`, { method: 'HEAD' })
+    await head.body.dump()
+    t.equal(head.statusCode, 404, 'a blob HEAD gets the registry answer')
+    const times = await Promise.all(stalled.map((s) => closedWithin(s, 10_000)))
+    t.ok(Math.max(...times) < 10_000, `every stalled upload closed, the last after ${Math.max(...times)} ms`)
+    const fresh = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
+    await fresh.body.dump()
+    t.equal(fresh.statusCode, 202, 'uploads work again')
+  })
+
+  t.test('one client may hold server.maxUploadsPerClient uploads in flight; more get 429 with Retry-After', async (t) => {
+    const proxy = await startProxy(registry.url, { server: { ...SHORT, maxUploadsPerClient: 4 } })
+    t.teardown(() => proxy.close())
+    const stalled: Socket[] = []
+    for (let i = 0; i < 4; i++) {
+      const start = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
+      await start.body.dump()
+      const session = new URL(String(start.headers['location']))
+      const s = await open(proxy.url)
+      s.write(`PATCH ${session.pathname}${session.search} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\nx`)
+      stalled.push(s)
+    }
+    await new Promise((r) => setTimeout(r, 200))
+    const fifth = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
+    const body = await fifth.body.text()
+    t.equal(fifth.statusCode, 429, 'the fifth write is refused')
+    t.equal(fifth.headers['retry-after'], '1')
+    t.match(body, /"code":"TOOMANYREQUESTS".*server\.maxUploadsPerClient/)
+    t.equal((await ping(proxy.url)).status, 200, 'reads are not capped')
+    await Promise.all(stalled.map((s) => closedWithin(s, 10_000)))
+    const after = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
+    await after.body.dump()
+    t.equal(after.statusCode, 202, 'once they are let go, the client writes again')
+  })
+})
