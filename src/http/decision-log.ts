@@ -47,7 +47,7 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
   return {
     event: EVENTS[decision.verdict],
     requestId: request.id,
-    identity: identityOf(request.headers.authorization),
+    identity: identityOf(request.headers.authorization, r.stats.credentialsAccepted || (r.upstreamStatus !== undefined && r.upstreamStatus < 300)),
     clientAddress: request.socket.remoteAddress,
     // Client-supplied: kept short, so a 16 KB header does not ride along in every record.
     userAgent: request.headers['user-agent']?.slice(0, 256),

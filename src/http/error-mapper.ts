@@ -32,6 +32,9 @@ export function installErrorMapper(app: FastifyInstance): void {
   )
 }
 
+/** nginx's "client closed request": what a request the client abandoned is counted as. */
+export const CLIENT_CLOSED = 499
+
 /**
  * For the router's own refusals (undecodable paths), which run before fastify's error
  * handling and only get the raw Node objects.

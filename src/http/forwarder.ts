@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici'
 import { RegistryError } from '../oci/error-code.js'
 import { type ClientOrigin, clientOrigin } from './client-origin.js'
 import type { Exchange } from './exchange.js'
-import { writeRegistryError } from './error-mapper.js'
+import { CLIENT_CLOSED, writeRegistryError } from './error-mapper.js'
 import { stopWatching, watchResponseBody } from './idle-timeout.js'
 import { countRequest } from './request-metrics.js'
 import type { Services } from './services.js'
@@ -79,7 +79,8 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
       res.off('close', onClientGone)
       if (writer !== undefined) writers.leave(writer)
       stopWatching(res)
-      countRequest(metrics, method, res.statusCode, request.raw.socket)
+      // A client that left before its answer was sent is not an answer of the proxy's.
+      countRequest(metrics, method, res.writableFinished || res.headersSent ? res.statusCode : CLIENT_CLOSED, request.raw.socket)
     }
 
     const chunks: Buffer[] = []

@@ -12,7 +12,8 @@ import { MAX_MANIFEST_BYTES } from '../upstream/registry-client.js'
 import type { WalkLimits } from '../validate/walk.js'
 import { examine } from '../inspect/examine.js'
 import { clientOrigin } from './client-origin.js'
-import { sendRegistryError } from './error-mapper.js'
+import { CLIENT_CLOSED, sendRegistryError } from './error-mapper.js'
+import { countRequest } from './request-metrics.js'
 import { policyResolver, type RepositoryPolicy } from './policy.js'
 import { BodyCopy, readRequestBody } from './request-body.js'
 import type { Exchange } from './exchange.js'
@@ -36,7 +37,15 @@ export interface DecisionRecord {
   readonly index: IndexManifest
   readonly repository: string
   readonly reference: string
-  readonly stats: { readonly children: number; readonly blobs: number; readonly upstreamRequests: number; readonly cacheHits: number; readonly cacheMisses: number }
+  readonly stats: {
+    readonly children: number
+    readonly blobs: number
+    readonly upstreamRequests: number
+    readonly cacheHits: number
+    readonly cacheMisses: number
+    /** The registry answered lookups carrying the client's credentials without refusing them. */
+    readonly credentialsAccepted: boolean
+  }
   readonly latencyMs: number
   readonly ledgerError: string | undefined
   /** Set when the registry refused a list the proxy had passed, and the proxy checked again. */
@@ -94,7 +103,14 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
       index,
       repository,
       reference,
-      stats: { children: walk.stats.manifestsChecked, blobs: walk.stats.blobsChecked, upstreamRequests: stats.upstreamRequests, cacheHits: stats.cacheHits, cacheMisses: stats.cacheMisses },
+      stats: {
+        children: walk.stats.manifestsChecked,
+        blobs: walk.stats.blobsChecked,
+        upstreamRequests: stats.upstreamRequests,
+        cacheHits: stats.cacheHits,
+        cacheMisses: stats.cacheMisses,
+        credentialsAccepted: stats.authorizedAnswers > 0,
+      },
       latencyMs: performance.now() - started,
       ledgerError: found.ledgerError,
       ...(recheck ? { recheck: true as const } : {}),
@@ -116,7 +132,16 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
 
     const declared = Number(request.headers['content-length'])
     const body = request.body instanceof Readable ? request.body : Readable.from([])
-    const read = declared > MAX_MANIFEST_BYTES ? { tooLarge: true as const } : await readRequestBody(body, MAX_MANIFEST_BYTES)
+    let read: Awaited<ReturnType<typeof readRequestBody>>
+    try {
+      read = declared > MAX_MANIFEST_BYTES ? { tooLarge: true as const } : await readRequestBody(body, MAX_MANIFEST_BYTES)
+    } catch (err) {
+      if (!request.raw.destroyed) throw err
+      // The client left half-way: nothing to check, nobody to answer, and not the proxy's fault.
+      request.log.info({ event: 'client.closed', repository: path.name }, 'the client closed the connection before sending the whole manifest')
+      countRequest(services.metrics, request.method, CLIENT_CLOSED, request.raw.socket)
+      return reply.hijack()
+    }
     if ('tooLarge' in read) {
       reply.header('connection', 'close')
       return sendRegistryError(reply, RegistryError.of('MANIFEST_INVALID', `manifest-guard: the manifest is larger than ${MAX_MANIFEST_BYTES} bytes, the most a registry accepts`, undefined, 413))

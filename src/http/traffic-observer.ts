@@ -57,7 +57,8 @@ function recordManifestPush(request: Exchange, services: Services, repository: s
     digest,
     mediaType,
     at: Date.now(),
-    identity: identityLabel(identityOf(request.headers.authorization)),
+    // The registry answered 201 to a request carrying these credentials: accepted.
+    identity: identityLabel(identityOf(request.headers.authorization, true)),
     source: 'proxy',
   }
   services.ledger.record(record).catch((err: unknown) => request.log.warn({ err, repository, digest }, 'ledger write failed; the push went through'))

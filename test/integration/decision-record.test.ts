@@ -53,7 +53,16 @@ t.test('one decision record per rejected push, with every field, and no credenti
   t.match(errors[0]!.message, `[manifest-guard request ${String(r['requestId'])}]`, 'the id the user sees is the id in the log')
   t.match(r['problems'], [{ cause: 'never-pushed', digest: gone.manifest.digest, platforms: ['linux/arm64'], object: 'child manifest' }])
 
-  t.test('bearer identity is the claimed subject', async (t) => {
+  t.test('a Basic user whose password the registry refused is only claimed', async (t) => {
+    const wrong = `Basic ${Buffer.from(`${USER}:not-the-password`).toString('base64')}`
+    const res = await fetch(`${proxy.url}/v2/team/app/manifests/3.0`, { method: 'PUT', headers: { authorization: wrong, 'content-type': list.manifest.mediaType }, body: list.manifest.bytes })
+    t.equal(res.status, 401, "the registry's own answer")
+    const rec = proxy.logs.find((x) => x['reference'] === '3.0')[0]
+    t.same(rec?.['identity'], { kind: 'basic', user: USER, claimed: true })
+    t.notMatch(proxy.logs.raw.join(''), 'not-the-password')
+  })
+
+  t.test('a token the registry never accepted gives only a claimed subject', async (t) => {
     const payload = Buffer.from(JSON.stringify({ sub: 'ci-robot' })).toString('base64url')
     const token = `eyJhbGciOiJub25lIn0.${payload}.c2lnbmF0dXJl`
     await fetch(`${proxy.url}/v2/team/app/manifests/2.0`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': list.manifest.mediaType }, body: list.manifest.bytes })

@@ -142,3 +142,49 @@ t.test('pool exhaustion', async (t) => {
     t.equal(after.statusCode, 202, 'once they are let go, the client writes again')
   })
 })
+
+t.test('a client that disconnects mid-body is not an error of the proxy', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url)
+  t.teardown(() => proxy.close())
+  const start = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
+  await start.body.dump()
+  const session = new URL(String(start.headers['location']))
+  const requests = [
+    `PUT /v2/team/app/manifests/cut HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: 1000\r\n\r\n{"schemaVersion":`,
+    `PUT ${session.pathname}${session.search}&digest=sha256:${'0'.repeat(64)} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(5000)}`,
+  ]
+  for (const text of requests) {
+    const s = await open(proxy.url)
+    s.on('error', () => {})
+    s.write(text)
+    await new Promise((r) => setTimeout(r, 150))
+    s.destroy()
+  }
+  await new Promise((r) => setTimeout(r, 500))
+  const bad = proxy.logs.records.filter((r) => r['level'] === 'error' || r['level'] === 'fatal')
+  t.same(bad.map((r) => r['msg']), [], 'nothing logged as an error')
+  t.equal(proxy.logs.find((r) => r['event'] === 'client.closed').length, 1, 'the abandoned list push is noted at info level')
+  const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text()
+  t.notMatch(metrics, /manifest_guard_proxied_requests_total\{method="PUT",status_class="5xx"\}/, 'no 5xx counted')
+  t.match(metrics, /manifest_guard_proxied_requests_total\{method="PUT",status_class="4xx"\} 2/, 'both counted as client-closed (499)')
+  t.equal((await ping(proxy.url)).status, 200)
+})
+
+t.test('/readyz on the proxy port does not reveal the upstream URL', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url)
+  t.teardown(() => proxy.close())
+  const ready = await fetch(`${proxy.url}/readyz`)
+  const body = await ready.text()
+  t.equal(ready.status, 200)
+  t.notMatch(body, registry.host, 'no registry address')
+  t.notMatch(body, String(registry.port), 'no registry port')
+  await registry.stop()
+  const down = await fetch(`${proxy.url}/readyz`)
+  const downBody = await down.text()
+  t.equal(down.status, 503)
+  t.notMatch(downBody, registry.host, 'not even when it is down')
+})

@@ -44,15 +44,20 @@ t.test('memory ledger', async (t) => {
   t.equal((await small.pushesOf(d(19))).length, 1)
 })
 
-t.test('identity never keeps a credential', async (t) => {
-  const basic = identityOf(`Basic ${Buffer.from('alice:secret').toString('base64')}`)
+t.test('identity never keeps a credential, and is claimed until the registry accepted it', async (t) => {
+  const header = `Basic ${Buffer.from('alice:secret').toString('base64')}`
+  t.same(identityOf(header, false), { kind: 'basic', user: 'alice', claimed: true })
+  t.equal(identityLabel(identityOf(header, false)), 'alice (claimed)')
+  const basic = identityOf(header, true)
   t.same(basic, { kind: 'basic', user: 'alice' })
+  t.equal(identityLabel(basic), 'alice')
   const payload = Buffer.from(JSON.stringify({ sub: 'ci-bot', access: [] })).toString('base64url')
-  const bearer = identityOf(`Bearer xx.${payload}.sig`)
+  const bearer = identityOf(`Bearer xx.${payload}.sig`, false)
   t.same(bearer, { kind: 'bearer', subject: 'ci-bot', claimed: true })
   t.equal(identityLabel(bearer), 'token:ci-bot (claimed)')
-  t.same(identityOf('Bearer opaque-token'), { kind: 'bearer', subject: undefined, claimed: true })
-  t.same(identityOf(undefined), { kind: 'anonymous' })
+  t.equal(identityLabel(identityOf(`Bearer xx.${payload}.sig`, true)), 'token:ci-bot')
+  t.same(identityOf('Bearer opaque-token', false), { kind: 'bearer', subject: undefined, claimed: true })
+  t.same(identityOf(undefined, true), { kind: 'anonymous' })
   t.notMatch(JSON.stringify([basic, bearer]), /secret|sig/)
 })
 
