@@ -30,7 +30,7 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     await listen(app, config)
   } catch (err) {
-    const address = app.server.listening ? config.admin.listen : config.listen
+    const address = !app.server.listening ? config.listen : app.admin?.server.listening !== true ? config.admin.listen : (config.admin.apiListen ?? config.admin.listen)
     process.stderr.write(`manifest-guard: cannot listen on ${address.host}:${address.port}: ${(err as Error).message}\n`)
     await app.close()
     return 1
@@ -40,6 +40,7 @@ async function main(argv: readonly string[]): Promise<number> {
       upstream: config.upstream,
       listen: `${config.listen.host}:${config.listen.port}`,
       admin: config.admin.enabled ? `${config.admin.listen.host}:${config.admin.listen.port}` : 'off',
+      ...(config.admin.enabled && config.admin.apiListen !== undefined ? { adminApi: `${config.admin.apiListen.host}:${config.admin.apiListen.port}` } : {}),
       mode: config.validation.mode,
     },
     'manifest-guard is up',

@@ -90,6 +90,16 @@ export const hostPort: FieldType<HostPort> = {
   },
 }
 
+/** HOST:PORT, or unset when empty. */
+export const optionalHostPort: FieldType<HostPort | undefined> = {
+  describe: 'HOST:PORT or empty',
+  parse(raw) {
+    const s = fromString(raw)
+    if (s === '') return { value: undefined }
+    return hostPort.parse(raw)
+  },
+}
+
 export const httpUrl: FieldType<string> = {
   describe: 'http(s) URL',
   parse(raw) {

@@ -4,6 +4,7 @@ import {
   boolean,
   type FieldType,
   hostPort,
+  optionalHostPort,
   type HostPort,
   httpUrl,
   integer,
@@ -76,6 +77,7 @@ export interface Config {
   readonly admin: {
     readonly enabled: boolean
     readonly listen: HostPort
+    readonly apiListen: HostPort | undefined
     readonly token: string | undefined
     readonly tokenFile: string | undefined
     readonly recentDecisions: number
@@ -193,6 +195,12 @@ export const FIELDS: readonly Field[] = [
   field('registryEvents.tokenFile', optionalPath, undefined, 'File holding registryEvents.token.'),
   field('admin.enabled', boolean, true, 'Serve /metrics and the /_guard/v1 API on admin.listen.'),
   field('admin.listen', hostPort, '127.0.0.1:9464', 'Address of the admin listener (never the proxy port).'),
+  field(
+    'admin.apiListen',
+    optionalHostPort,
+    undefined,
+    'A listener of its own for the /_guard/v1 API (decisions, checks, registry events); admin.listen then serves /metrics only, so a Service can publish metrics without the API.',
+  ),
   secret('admin.token', 'Bearer token the /_guard/v1 API requires (/metrics stays open for scrapers).'),
   field('admin.tokenFile', optionalPath, undefined, 'File holding admin.token (a mounted Secret).'),
   field('admin.recentDecisions', integer(0, 1_000_000), 1000, 'Decisions kept for GET /_guard/v1/decisions.'),

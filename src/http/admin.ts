@@ -9,24 +9,46 @@ import { walkLimits } from './list-push.js'
 import { registerRegistryEvents } from './registry-events.js'
 import type { Services } from './services.js'
 
-// The admin listener, never the proxy port: /metrics for Prometheus, and the /_guard/v1 API
+// The admin listeners, never the proxy port: /metrics for Prometheus, and the /_guard/v1 API
 // (recent decisions, checks of lists already in the registry, registry notifications),
-// behind a bearer token when one is configured.
+// behind a bearer token when one is configured. With admin.apiListen the API gets a listener
+// of its own, so metrics can be published (a Service, a scraper) without the API, which shows
+// who pushed what and can make the proxy read repositories with its lookup credentials.
 
 export const ADMIN_PREFIX = '/_guard/v1'
 
-export async function buildAdminApp(services: Services): Promise<FastifyInstance> {
-  const { config } = services
-  const app = Fastify({ loggerInstance: services.logger.child({ listener: 'admin' }), logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance
+export interface AdminApps {
+  /** /metrics, and the API too unless it has its own listener. */
+  readonly admin: FastifyInstance
+  /** The API on admin.apiListen, when set. */
+  readonly api: FastifyInstance | null
+}
+
+function listenerApp(services: Services, listener: string): FastifyInstance {
+  const app = Fastify({ loggerInstance: services.logger.child({ listener }), logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance
   installErrorMapper(app)
-  const token = readSecret(config.admin.token, config.admin.tokenFile)
+  return app
+}
 
-  registerRegistryEvents(app, services, `${ADMIN_PREFIX}/events`)
-
-  app.get('/metrics', async (_request, reply) => {
+export async function buildAdminApps(services: Services): Promise<AdminApps> {
+  const admin = listenerApp(services, 'admin')
+  admin.get('/metrics', async (_request, reply) => {
     reply.header('content-type', services.metrics.registry.contentType)
     return services.metrics.registry.metrics()
   })
+  if (services.config.admin.apiListen === undefined) {
+    await registerApi(admin, services)
+    return { admin, api: null }
+  }
+  const api = listenerApp(services, 'admin-api')
+  await registerApi(api, services)
+  return { admin, api }
+}
+
+async function registerApi(app: FastifyInstance, services: Services): Promise<void> {
+  const { config } = services
+  const token = readSecret(config.admin.token, config.admin.tokenFile)
+  registerRegistryEvents(app, services, `${ADMIN_PREFIX}/events`)
 
   await app.register(
     async (api) => {
@@ -63,8 +85,7 @@ export async function buildAdminApp(services: Services): Promise<FastifyInstance
           reference,
           limits: walkLimits(config),
           candidatePatterns: config.validation.candidateRepositories,
-          // Fresh: a check exists to find what changed behind the cache's back.
-          ctx: { authorization: undefined, credentials, fresh: true },
+          ctx: { authorization: undefined, credentials },
           registryHost: new URL(config.upstream).host,
         })
         return reply.code(result.status === 'unchecked' ? 502 : 200).send(result)
@@ -72,7 +93,6 @@ export async function buildAdminApp(services: Services): Promise<FastifyInstance
     },
     { prefix: ADMIN_PREFIX },
   )
-  return app
 }
 
 function sameSecret(given: string, expected: string): boolean {

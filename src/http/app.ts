@@ -8,7 +8,7 @@ import { createLogger, type Logger } from '../observability/logger.js'
 import { clientErrorHandler, installErrorMapper, rawPathRefusal } from './error-mapper.js'
 import { registerHealth } from './health.js'
 import { registerPassthrough } from './passthrough.js'
-import { buildAdminApp } from './admin.js'
+import { buildAdminApps } from './admin.js'
 import { decisionRecorder } from './decisions.js'
 import { createListPushHandler } from './list-push.js'
 import { createSeam } from './seam.js'
@@ -24,8 +24,10 @@ import { closeServices, createServices, type ServiceOverrides, type Services } f
 declare module 'fastify' {
   interface FastifyInstance {
     guard: Services
-    /** The admin listener's app (metrics, /_guard/v1); listened on by the CLI next to the proxy. */
+    /** The admin listener's app (metrics, and /_guard/v1 unless it has its own); listened on next to the proxy. */
     admin: FastifyInstance | null
+    /** The /_guard/v1 API's own app, when admin.apiListen is set. */
+    adminApi: FastifyInstance | null
   }
 }
 
@@ -89,10 +91,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   installRequestMetrics(app, services)
   const listPush = createListPushHandler(services, decisionRecorder(services))
   await registerPassthrough(app, services, createSeam(services, forward, listPush))
-  const admin = config.admin.enabled ? await buildAdminApp(services) : null
-  app.decorate('admin', admin)
+  const admin = config.admin.enabled ? await buildAdminApps(services) : null
+  app.decorate('admin', admin?.admin ?? null)
+  app.decorate('adminApi', admin?.api ?? null)
   app.addHook('onClose', async () => {
-    await admin?.close()
+    await admin?.admin.close()
+    await admin?.api?.close()
     await closeServices(services)
   })
   return app
@@ -102,6 +106,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 export async function listen(app: FastifyInstance, config: Config): Promise<void> {
   await app.listen({ host: config.listen.host, port: config.listen.port })
   if (app.admin !== null) await app.admin.listen({ host: config.admin.listen.host, port: config.admin.listen.port })
+  const api = config.admin.apiListen
+  if (app.adminApi !== null && api !== undefined) await app.adminApi.listen({ host: api.host, port: api.port })
 }
 
 /** Answers of the app's own on the proxy port (refusals, errors); forwarded ones count themselves. */

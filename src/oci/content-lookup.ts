@@ -41,8 +41,6 @@ export interface LookupContext {
   readonly authorization: string | undefined
   readonly signal?: AbortSignal
   readonly stats?: LookupStats
-  /** Ask the registry even when the cache knows: after the registry contradicted the cache. */
-  readonly fresh?: boolean
   /**
    * The proxy's own credentials, for the admin check: when set, a 401 challenge is answered
    * (Basic, or the token flow) instead of reported. Never set for client pushes.

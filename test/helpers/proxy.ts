@@ -31,6 +31,8 @@ export class LogSink {
 export interface RunningProxy {
   /** The admin listener (metrics, /_guard/v1), on a port of its own. */
   readonly adminUrl: string
+  /** The /_guard/v1 API's own listener, when admin.apiListen is set. */
+  readonly apiUrl: string | undefined
   readonly url: string
   readonly host: string
   readonly app: FastifyInstance
@@ -46,8 +48,9 @@ export async function startProxy(upstream: string, values: Record<string, unknow
   await listen(app, config)
   const port = (app.server.address() as AddressInfo).port
   const adminPort = app.admin === null ? 0 : (app.admin.server.address() as AddressInfo).port
+  const apiUrl = app.adminApi === null ? undefined : `http://127.0.0.1:${(app.adminApi.server.address() as AddressInfo).port}`
   const scheme = config.tls.cert === undefined ? 'http' : 'https'
-  return { url: `${scheme}://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, host: `127.0.0.1:${port}`, app, config, logs, close: () => app.close() }
+  return { url: `${scheme}://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, apiUrl, host: `127.0.0.1:${port}`, app, config, logs, close: () => app.close() }
 }
 
 /** Nested config values, the second winning. */

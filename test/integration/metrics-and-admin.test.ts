@@ -78,3 +78,17 @@ t.test('metrics move as lists are pushed', async (t) => {
     t.match(body.errors[0]?.message, amd.layers[1]!.digest)
   })
 })
+
+t.test('with admin.apiListen the API has a listener of its own and admin.listen serves /metrics only', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url, { admin: { apiListen: '127.0.0.1:0', token: 'api-secret' } })
+  t.teardown(() => proxy.close())
+  t.ok(proxy.apiUrl !== undefined && proxy.apiUrl !== proxy.adminUrl, 'two listeners')
+  t.equal((await fetch(`${proxy.adminUrl}/metrics`)).status, 200, '/metrics on admin.listen')
+  const hidden = await fetch(`${proxy.adminUrl}/_guard/v1/decisions`, { headers: { authorization: 'Bearer api-secret' } })
+  t.equal(hidden.status, 404, 'no API on the metrics listener, even with the token')
+  t.equal((await fetch(`${proxy.apiUrl}/_guard/v1/decisions`)).status, 401, 'the API wants its token')
+  t.equal((await fetch(`${proxy.apiUrl}/_guard/v1/decisions`, { headers: { authorization: 'Bearer api-secret' } })).status, 200)
+  t.equal((await fetch(`${proxy.apiUrl}/metrics`)).status, 404, 'and serves no metrics')
+})
