@@ -3,7 +3,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1'
+import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1'
 import { Deployment } from 'kubernetes-models/apps/v1'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
@@ -19,6 +19,7 @@ type Obj = { kind: string; apiVersion: string; metadata: { name: string; annotat
 
 const VALIDATORS: Record<string, new (o: never) => { validate(): void }> = {
   ConfigMap: ConfigMap as never,
+  Secret: Secret as never,
   Service: Service as never,
   ServiceAccount: ServiceAccount as never,
   Deployment: Deployment as never,
@@ -77,11 +78,26 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
     t.equal(byKind('PodDisruptionBudget').length, 1)
 
     const rendered = parseYaml(byKind('ConfigMap')[0]!.data!['manifest-guard.yaml']!) as Record<string, any>
+    const service = byKind('Service')[0] as unknown as { spec: { ports: { name: string }[] } }
+    const policy = byKind('NetworkPolicy')[0] as unknown as { spec: { ingress: { ports: { port: string }[]; from?: unknown[] }[] } } | undefined
     if (name === 'defaults') {
-      t.same(rendered, values.config, 'the config file is exactly values.config')
+      const { admin, ...rest } = rendered
+      const { admin: valuesAdmin, ...valuesRest } = values.config as Record<string, any>
+      t.same(rest, valuesRest, 'the config file is values.config')
+      t.same(admin, { ...valuesAdmin, tokenFile: '/etc/manifest-guard/secrets/admin/token' }, 'with the generated admin token')
       t.equal(deployment.spec.replicas, 2, 'two replicas by default')
-      t.equal(byKind('Ingress').length + byKind('HorizontalPodAutoscaler').length + byKind('NetworkPolicy').length + byKind('ServiceMonitor').length, 0, 'optional parts off')
-      t.doesNotThrow(() => loadConfig({ values: rendered }), 'and manifest-guard accepts it')
+      t.equal(byKind('Ingress').length + byKind('HorizontalPodAutoscaler').length + byKind('ServiceMonitor').length, 0, 'optional parts off')
+      t.doesNotThrow(() => loadConfig({ values: { ...rendered, admin: { ...admin, tokenFile: undefined } } }), 'and manifest-guard accepts it')
+      // The admin side is closed by default: metrics on the Service, the API pod-local and behind a token.
+      t.same(service.spec.ports.map((p) => p.name), ['http', 'metrics'], 'the Service publishes the proxy and /metrics only')
+      t.match(admin.apiListen, /^127\.0\.0\.1:/, 'the /_guard/v1 API listens inside the pod only')
+      const secret = byKind('Secret')[0] as unknown as { metadata: { name: string }; data: Record<string, string> }
+      t.equal(secret.metadata.name, 'guard-manifest-guard-admin-token', 'an admin token is generated')
+      t.ok(Buffer.from(secret.data['token'] ?? '', 'base64').length >= 32, 'a long random token')
+      t.ok(container.volumeMounts.some((m: { mountPath: string }) => m.mountPath === '/etc/manifest-guard/secrets/admin'), 'and mounted')
+      t.ok(policy !== undefined, 'the NetworkPolicy is on')
+      t.same(policy!.spec.ingress.map((r) => r.ports[0]!.port), ['http', 'metrics'])
+      t.ok((policy!.spec.ingress[1]!.from ?? []).length > 0, 'metrics only from the monitoring namespace')
     } else {
       t.equal(rendered['ledger'].store, 'redis')
       t.equal(rendered['admin'].tokenFile, '/etc/manifest-guard/secrets/admin/token', 'secrets become file paths')
@@ -104,9 +120,18 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
       t.match(byKind('HorizontalPodAutoscaler')[0]!.spec, { minReplicas: 2, maxReplicas: 6 })
       t.match(byKind('ServiceMonitor')[0]!.spec, { endpoints: [{ port: 'metrics', path: '/metrics' }] })
       t.equal(byKind('NetworkPolicy').length, 1)
+      t.same(service.spec.ports.map((p) => p.name), ['http', 'metrics', 'api'], 'the API published when asked')
+      t.same(policy!.spec.ingress.map((r) => r.ports[0]!.port), ['http', 'metrics', 'api'])
+      t.equal(byKind('Secret').length, 0, 'a given admin token Secret is used, none generated')
     }
   })
 }
+
+t.test('publishing the API while it listens on loopback fails with why', async (t) => {
+  const r = await helm(['template', 'guard', CHART, '--set', 'service.apiPort=9465'])
+  t.not(r.code, 0)
+  t.match(r.stderr, 'set config.admin.apiListen to 0.0.0.0:PORT')
+})
 
 t.test('NOTES tell how to point docker at it', async (t) => {
   // helm renders NOTES.txt only on install, which needs a cluster: render a copy of it as a

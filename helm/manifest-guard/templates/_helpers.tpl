@@ -49,12 +49,27 @@ redisPassword: { dir: /etc/manifest-guard/secrets/redis, section: ledger, key: r
 registryEventsToken: { dir: /etc/manifest-guard/secrets/events, section: registryEvents, key: tokenFile }
 {{- end -}}
 
+{{/* The admin token Secret the chart makes when none is given. */}}
+{{- define "manifest-guard.generatedAdminToken" -}}
+{{- printf "%s-admin-token" (include "manifest-guard.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The Secrets by reference, with the admin token's filled in when the chart makes it. */}}
+{{- define "manifest-guard.secrets" -}}
+{{- $secrets := deepCopy .Values.secrets -}}
+{{- if and .Values.config.admin.enabled (not .Values.secrets.adminToken.secretName) -}}
+{{- $_ := set $secrets.adminToken "secretName" (include "manifest-guard.generatedAdminToken" .) -}}
+{{- end -}}
+{{- toYaml $secrets -}}
+{{- end -}}
+
 {{/* The config file: the values' config, with the files of referenced Secrets filled in. */}}
 {{- define "manifest-guard.config" -}}
 {{- $cfg := deepCopy .Values.config -}}
 {{- $mounts := include "manifest-guard.secretMounts" . | fromYaml -}}
+{{- $secrets := include "manifest-guard.secrets" . | fromYaml -}}
 {{- range $name, $m := $mounts -}}
-{{- $ref := index $.Values.secrets $name -}}
+{{- $ref := index $secrets $name -}}
 {{- if $ref.secretName -}}
 {{- $_ := set (index $cfg $m.section) $m.key (printf "%s/%s" $m.dir $ref.key) -}}
 {{- end -}}
