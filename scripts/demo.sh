@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The stale-list story with the real docker CLI, through manifest-guard and then straight to
 # the registry: what docker prints in each case. Starts its own registry and proxy on free
-# loopback ports and stops them at the end. Needs `npm run build` (npm run demo does it).
+# loopback ports (the proxy's admin listener too, so it runs beside a proxy already started
+# by scripts/run-local.sh) and stops them at the end. Needs `npm run build` (npm run demo does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ work=$(mktemp -d)
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 REG_PORT=$(free_port)
 PROXY_PORT=$(free_port)
+ADMIN_PORT=$(free_port)
 cleanup() { kill "${proxy_pid:-}" "${registry_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
@@ -19,8 +21,19 @@ storage: { filesystem: { rootdirectory: $work/data }, delete: { enabled: true } 
 http: { addr: 127.0.0.1:$REG_PORT }
 YAML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 & registry_pid=$!
-node dist/src/cli.js --upstream "http://127.0.0.1:$REG_PORT" --listen "127.0.0.1:$PROXY_PORT" --log-level warn >"$work/proxy.log" 2>&1 & proxy_pid=$!
-for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PROXY_PORT/readyz" 2>/dev/null && break; sleep 0.1; done
+node dist/src/cli.js --upstream "http://127.0.0.1:$REG_PORT" --listen "127.0.0.1:$PROXY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --log-level warn >"$work/proxy.log" 2>&1 & proxy_pid=$!
+ready=0
+for _ in $(seq 100); do
+  if curl -fsS -o /dev/null "http://127.0.0.1:$PROXY_PORT/readyz" 2>/dev/null; then ready=1; break; fi
+  # The proxy gave up (a bad setting, a port taken): say so in its own words.
+  kill -0 "$proxy_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ "$ready" != 1 ]; then
+  echo "demo: manifest-guard did not start:" >&2
+  cat "$work/proxy.log" >&2
+  exit 1
+fi
 
 export DOCKER_CONFIG="$work/docker"
 mkdir -p "$DOCKER_CONFIG"
