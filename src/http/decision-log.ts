@@ -73,5 +73,7 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
 
 export function logDecision(request: FastifyRequest, event: DecisionEvent): void {
   const level = event.event === 'push.accepted' || event.event === 'push.deferred' ? 'info' : 'warn'
-  request.log[level](event, `${event.event} ${event.repository}:${event.reference}`)
+  // The log line has pino's own "time": one object, each key once (strict parsers refuse more).
+  const { time: _time, ...record } = event
+  request.log[level](record, `${event.event} ${event.repository}:${event.reference}`)
 }

@@ -2,7 +2,8 @@ import t from 'tap'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
-import { basic, errorsOf, pushImage } from '../helpers/registry-http.js'
+import { isJsonObject, type JsonValue, parseJsonTree } from '../../src/oci/json-tree.js'
+import { basic, errorsOf, pushImage, putManifest } from '../helpers/registry-http.js'
 
 // Every list push decision is one structured record; credentials appear in none of them.
 
@@ -79,4 +80,30 @@ t.test('one decision record per rejected push, with every field, and no credenti
   const metrics = await (await fetch(`${proxy.adminUrl}/metrics`)).text()
   t.notMatch(metrics, PASSWORD, 'none in the metrics')
   t.notMatch(metrics, auth.slice(6))
+})
+
+t.test('every log line is one JSON object with each key once', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url)
+  t.teardown(() => proxy.close())
+  const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'keys-once' })
+  await pushImage(proxy.url, 'team/app', amd)
+  await putManifest(proxy.url, 'team/app', 'good', buildIndex([amd]).manifest)
+  await putManifest(proxy.url, 'team/app', 'bad', buildIndex([amd, buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'keys-once' })]).manifest)
+  t.ok(proxy.logs.raw.length >= 2, `${proxy.logs.raw.length} lines`)
+  const repeated = (v: JsonValue, at: string): string[] => {
+    if (Array.isArray(v)) return v.flatMap((x, i) => repeated(x, `${at}[${i}]`))
+    if (!isJsonObject(v)) return []
+    const keys = v.members.map(([k]) => k)
+    return [...keys.filter((k, i) => keys.indexOf(k) !== i).map((k) => `${at}.${k}`), ...v.members.flatMap(([k, x]) => repeated(x, `${at}.${k}`))]
+  }
+  for (const line of proxy.logs.raw) {
+    const tree = parseJsonTree(Buffer.from(line))
+    if ('problem' in tree) {
+      t.fail(`not JSON: ${line}`)
+      continue
+    }
+    t.same(repeated(tree.value, ''), [], `each key once: ${line.slice(0, 60)}…`)
+  }
 })
