@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { ConfigError, loadConfig } from './config/load.js'
+import { type Config, FIELDS } from './config/schema.js'
+import { createLedger, walkLimitsOf } from './http/services.js'
 import { type CheckResult, checkList } from './inspect/check-list.js'
-import { MemoryLedgerStore } from './ledger/memory-store.js'
 import type { LookupContext } from './oci/content-lookup.js'
 import { isRepositoryName, parseReference } from './oci/reference.js'
 import { CachedSource } from './upstream/cached-source.js'
@@ -9,7 +11,10 @@ import { ManifestCache } from './upstream/manifest-cache.js'
 import { RegistryClient } from './upstream/registry-client.js'
 
 // `manifest-guard check REGISTRY/NAME[:TAG|@DIGEST]`: the push-time walk and diagnosis for a
-// list already in a registry. Exit 0 sound, 1 broken, 3 could not check, 2 bad usage.
+// list already in a registry. Exit 0 sound, 1 broken, 3 could not check, 2 bad usage. It reads
+// the proxy's own settings (flags, MANIFEST_GUARD_* variables, --config file) for its limits,
+// candidate repositories and ledger, so a check and a push reach the same verdict — and, with
+// the Redis ledger, can name stale and deleted children the same way.
 
 export const CHECK_USAGE = `usage: manifest-guard check [options] REGISTRY/NAME[:TAG|@DIGEST]
 
@@ -24,7 +29,11 @@ checked, 2 for bad usage.
   --password-stdin      read the password from standard input
                         (or MANIFEST_GUARD_CHECK_PASSWORD; never on the command line)
   --token TOKEN         a bearer token to send as is
-  --timeout-ms MS       time budget per list (default 60000)
+  --timeout-ms MS       time budget per list (the setting validation.timeoutMs)
+
+Every setting of the proxy is read as the proxy reads it (flags, MANIFEST_GUARD_* variables,
+--config FILE): validation.maxDepth, maxDescriptors, concurrency, candidateRepositories, and
+the ledger (ledger.store: redis with ledger.redisUrl shares the proxy's push history).
 `
 
 export class UsageError extends Error {}
@@ -71,24 +80,42 @@ export interface CheckIo {
   readonly readStdin: () => string
 }
 
+/** Flags of the check itself; the rest are settings, parsed as the proxy parses them. */
+const CHECK_FLAGS = {
+  'all-tags': { type: 'boolean' },
+  json: { type: 'boolean' },
+  'plain-http': { type: 'boolean' },
+  username: { type: 'string' },
+  'password-stdin': { type: 'boolean' },
+  token: { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const
+
+/** Splits argv into the check's own flags and positionals, and the settings flags. */
+function splitArgs(argv: readonly string[]): { own: string[]; settings: string[] } {
+  const own: string[] = []
+  const settings: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    const name = arg.startsWith('--') ? arg.slice(2).split('=')[0]! : undefined
+    if (name === undefined || name in CHECK_FLAGS || arg === '-h') {
+      own.push(arg)
+      const takesValue = name !== undefined && !arg.includes('=') && (CHECK_FLAGS as Record<string, { type: string }>)[name]?.type === 'string'
+      if (takesValue && i + 1 < argv.length) own.push(argv[++i] as string)
+    } else {
+      settings.push(arg)
+      if (!arg.includes('=') && i + 1 < argv.length) settings.push(argv[++i] as string)
+    }
+  }
+  return { own, settings }
+}
+
 export async function runCheck(argv: readonly string[], io: CheckIo): Promise<number> {
+  const { own, settings } = splitArgs(argv)
   let parsed
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        'all-tags': { type: 'boolean' },
-        json: { type: 'boolean' },
-        'plain-http': { type: 'boolean' },
-        username: { type: 'string' },
-        'password-stdin': { type: 'boolean' },
-        token: { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    })
+    parsed = parseArgs({ args: own, allowPositionals: true, strict: true, options: CHECK_FLAGS })
   } catch (err) {
     io.stderr.write(`manifest-guard check: ${(err as Error).message}\n\n${CHECK_USAGE}`)
     return 2
@@ -99,19 +126,25 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
     return 0
   }
   let target: Target
+  let config: Config
+  let timeoutMs: number
   try {
     if (positionals.length !== 1) throw new UsageError('give exactly one REGISTRY/NAME[:TAG]')
     target = parseTarget(positionals[0] as string)
     if (values['all-tags'] === true && target.reference !== undefined) throw new UsageError('--all-tags takes REGISTRY/NAME without a tag')
+    config = loadConfig({ argv: settings, env: io.env })
+    timeoutMs = values['timeout-ms'] === undefined ? config.validation.timeoutMs : timeoutFlag(values['timeout-ms'])
   } catch (err) {
-    io.stderr.write(`manifest-guard check: ${(err as Error).message}\n\n${CHECK_USAGE}`)
+    if (!(err instanceof UsageError || err instanceof ConfigError)) throw err
+    io.stderr.write(`manifest-guard check: ${err.message}\n\n${CHECK_USAGE}`)
     return 2
   }
-  const timeoutMs = Number(values['timeout-ms'] ?? 60_000)
   const password = values['password-stdin'] === true ? io.readStdin().replace(/\r?\n$/, '') : io.env['MANIFEST_GUARD_CHECK_PASSWORD']
   const scheme = values['plain-http'] === true || isLoopback(target.host) ? 'http' : 'https'
-  const client = new RegistryClient({ origin: `${scheme}://${target.host}`, connections: 16, connectTimeoutMs: 10_000, headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs })
-  const source = new CachedSource(client, new ManifestCache(64 << 20))
+  const client = new RegistryClient({ origin: `${scheme}://${target.host}`, connections: config.validation.concurrency, connectTimeoutMs: config.upstreamTimeouts.connectMs, headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs })
+  const source = new CachedSource(client, new ManifestCache(config.cache.maxManifestBytes))
+  const ledger = createLedger(config)
+  const limits = { ...walkLimitsOf(config), timeoutMs }
   const ctx: LookupContext =
     values.token !== undefined ? { authorization: `Bearer ${values.token}` } : { authorization: undefined, credentials: { ...(values.username === undefined ? {} : { username: values.username, password: password ?? '' }) } }
   try {
@@ -130,11 +163,11 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
       if (progress) io.stderr.write(`\r\x1b[K[${i + 1}/${references.length}] checking ${target.repository}:${reference}`)
       const result = await checkList({
         source,
-        ledger: new MemoryLedgerStore(1),
+        ledger,
         repository: target.repository,
         reference,
-        limits: { maxDepth: 8, maxDescriptors: 100_000, concurrency: 16, timeoutMs },
-        candidatePatterns: ['{name}/{arch}', '{name}-{arch}'],
+        limits,
+        candidatePatterns: config.validation.candidateRepositories,
         ctx,
         registryHost: target.host,
       })
@@ -151,8 +184,15 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
     }
     return broken > 0 ? 1 : unchecked > 0 ? 3 : 0
   } finally {
-    await client.close()
+    await Promise.allSettled([client.close(), ledger.close()])
   }
+}
+
+/** --timeout-ms, validated as the setting it stands for (validation.timeoutMs). */
+function timeoutFlag(flag: string): number {
+  const parsed = FIELDS.find((f) => f.key === 'validation.timeoutMs')!.type.parse(flag)
+  if ('expected' in parsed) throw new UsageError(`--timeout-ms: expected ${parsed.expected}, got ${JSON.stringify(flag)}`)
+  return parsed.value as number
 }
 
 function formatResult(r: CheckResult): string {

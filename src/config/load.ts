@@ -55,7 +55,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
 }
 
 function pick(f: Field, flags: Map<string, string>, env: Readonly<Record<string, string | undefined>>, file: Map<string, Origin>): Origin | undefined {
-  const flag = flags.get(flagName(f.key))
+  const flag = hasFlag(f) ? flags.get(flagName(f.key)) : undefined
   if (flag !== undefined) return { label: `flag --${flagName(f.key)}`, raw: flag }
   const fromEnv = f.fileOnly === true ? undefined : env[envName(f.key)]
   if (fromEnv !== undefined) return { label: `environment ${envName(f.key)}`, raw: fromEnv }
@@ -70,9 +70,23 @@ function parseField(f: Field, origin: Origin): unknown {
   return parsed.value
 }
 
+/** Whether a setting can be given as a flag: never a secret (flags show in `ps`), never a structure. */
+export function hasFlag(f: Field): boolean {
+  return f.fileOnly !== true && f.secret !== true
+}
+
 function parseFlags(argv: readonly string[]): Map<string, string> {
+  for (const f of FIELDS) {
+    if (f.secret !== true) continue
+    const flag = `--${flagName(f.key)}`
+    if (argv.some((a) => a === flag || a.startsWith(`${flag}=`))) {
+      throw new ConfigError(
+        `invalid flags: ${flag}: a secret is never taken as a flag (every user of the machine can read flags in ps); set ${envName(f.key)}, or ${f.key}File (--${flagName(`${f.key}File`)}) naming a file that holds it`,
+      )
+    }
+  }
   const options: Record<string, { type: 'string' }> = { config: { type: 'string' } }
-  for (const f of FIELDS) if (f.fileOnly !== true) options[flagName(f.key)] = { type: 'string' }
+  for (const f of FIELDS) if (hasFlag(f)) options[flagName(f.key)] = { type: 'string' }
   let values: Record<string, unknown>
   try {
     values = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values

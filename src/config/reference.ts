@@ -1,4 +1,4 @@
-import { envName, flagName } from './load.js'
+import { envName, flagName, hasFlag } from './load.js'
 import { FIELDS, RETIRED_KEYS } from './schema.js'
 
 // config/README.md, generated from the settings table (npm run docs); a test fails when the
@@ -21,7 +21,7 @@ export function configReference(): string {
   ]
   for (const f of FIELDS) {
     const def = f.default === undefined ? 'unset' : `\`${Array.isArray(f.default) ? f.default.join(',') : String(f.default)}\``
-    const flag = f.fileOnly === true ? '(file only)' : `\`--${flagName(f.key)}\``
+    const flag = hasFlag(f) ? `\`--${flagName(f.key)}\`` : f.secret === true ? '(no flag: a secret)' : '(file only)'
     const env = f.fileOnly === true ? '' : `\`${envName(f.key)}\``
     lines.push(`| \`${f.key}\` | ${f.type.describe.replaceAll('|', '\\|')} | ${def} | ${flag} | ${env} | ${f.doc.replaceAll('|', '\\|')}${f.secret === true ? ' (secret)' : ''} |`)
   }

@@ -1,4 +1,4 @@
-import { envName, flagName } from './load.js'
+import { envName, flagName, hasFlag } from './load.js'
 import { FIELDS } from './schema.js'
 
 // `manifest-guard --help`, from the settings table so it cannot drift from what is parsed.
@@ -15,7 +15,7 @@ export function usage(): string {
     '',
   ]
   for (const f of FIELDS) {
-    const flag = f.fileOnly === true ? `(config file: ${f.key})` : `--${flagName(f.key)} <${f.type.describe}>`
+    const flag = hasFlag(f) ? `--${flagName(f.key)} <${f.type.describe}>` : f.secret === true ? `(secret: ${envName(f.key)}, or --${flagName(`${f.key}File`)})` : `(config file: ${f.key})`
     lines.push(`  ${flag}`)
     lines.push(`      ${f.doc}`)
     const def = f.default === undefined || f.secret === true ? 'unset' : JSON.stringify(f.default)

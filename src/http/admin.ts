@@ -5,9 +5,8 @@ import { checkList } from '../inspect/check-list.js'
 import { RegistryError } from '../oci/error-code.js'
 import { isRepositoryName, parseReference } from '../oci/reference.js'
 import { installErrorMapper, sendRegistryError } from './error-mapper.js'
-import { walkLimits } from './list-push.js'
 import { registerRegistryEvents } from './registry-events.js'
-import type { Services } from './services.js'
+import { type Services, walkLimitsOf } from './services.js'
 
 // The admin listeners, never the proxy port: /metrics for Prometheus, and the /_guard/v1 API
 // (recent decisions, checks of lists already in the registry, registry notifications),
@@ -83,7 +82,7 @@ async function registerApi(app: FastifyInstance, services: Services): Promise<vo
           ledger: services.ledger,
           repository,
           reference,
-          limits: walkLimits(config),
+          limits: walkLimitsOf(config),
           candidatePatterns: config.validation.candidateRepositories,
           ctx: { authorization: undefined, credentials },
           registryHost: new URL(config.upstream).host,

@@ -9,7 +9,6 @@ import { RegistryError } from '../oci/error-code.js'
 import { type IndexManifest, parseManifest } from '../oci/manifest.js'
 import { isGenericContentType, isIndex, mediaTypeOf } from '../oci/media-type.js'
 import { MAX_MANIFEST_BYTES } from '../upstream/registry-client.js'
-import type { WalkLimits } from '../validate/walk.js'
 import { examine } from '../inspect/examine.js'
 import { clientOrigin } from './client-origin.js'
 import { CLIENT_CLOSED, sendRegistryError } from './error-mapper.js'
@@ -19,7 +18,7 @@ import { BodyCopy, readRequestBody } from './request-body.js'
 import type { Exchange } from './exchange.js'
 import type { ResponseInterceptor } from './forwarder.js'
 import type { ManifestPutHandler } from './seam.js'
-import type { Services } from './services.js'
+import { type Services, walkLimitsOf } from './services.js'
 
 // PUT /v2/<name>/manifests/<ref>. A list or index is read (4 MiB at most), its whole graph
 // checked in <name>, and then either exactly the received bytes go upstream or the client
@@ -59,11 +58,6 @@ export type DecisionListener = (request: FastifyRequest, record: DecisionRecord)
 /** Problems found in the pushed body itself, which say nothing about the repository. */
 const BODY_ONLY: ReadonlySet<Cause> = new Set<Cause>(['too-many', 'duplicate-entry'])
 
-export function walkLimits(config: Services['config']): WalkLimits {
-  const v = config.validation
-  return { maxDepth: v.maxDepth, maxDescriptors: v.maxDescriptors, concurrency: v.concurrency, timeoutMs: v.timeoutMs }
-}
-
 export function createListPushHandler(services: Services, onDecision: DecisionListener): ManifestPutHandler {
   const { config } = services
   const resolvePolicy = policyResolver(config)
@@ -80,7 +74,7 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
       tag: isDigest(reference) ? undefined : reference,
       source: services.source,
       ledger: services.ledger,
-      limits: walkLimits(config),
+      limits: walkLimitsOf(config),
       candidatePatterns: v.candidateRepositories,
       ctx,
     })

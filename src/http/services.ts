@@ -12,6 +12,7 @@ import { ManifestCache } from '../upstream/manifest-cache.js'
 import type { Pool } from 'undici'
 import { passthroughPool } from '../upstream/passthrough-pool.js'
 import { RegistryClient } from '../upstream/registry-client.js'
+import type { WalkLimits } from '../validate/walk.js'
 import { DecisionRing } from './decisions.js'
 
 // Everything one proxy instance is made of, built once from the config.
@@ -40,6 +41,12 @@ export interface ServiceOverrides {
 const PASSTHROUGH_CONNECTIONS = 128
 /** Connections for the proxy's own lookups, apart so they never queue behind a blob. */
 const LOOKUP_CONNECTIONS = 32
+
+/** The walk's bounds from the settings. */
+export function walkLimitsOf(config: Config): WalkLimits {
+  const v = config.validation
+  return { maxDepth: v.maxDepth, maxDescriptors: v.maxDescriptors, concurrency: v.concurrency, timeoutMs: v.timeoutMs }
+}
 
 export function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Services {
   const metrics = new Metrics()
@@ -81,7 +88,8 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
   }
 }
 
-function createLedger(config: Config): LedgerStore {
+/** The ledger the settings describe: this process's memory, or the shared Redis store. */
+export function createLedger(config: Config): LedgerStore {
   const l = config.ledger
   if (l.store === 'memory') return new MemoryLedgerStore(l.maxRecords)
   return new RedisLedgerStore({

@@ -197,11 +197,12 @@ export class RegistryClient {
       this.#onRequest?.(kind, res.statusCode)
       if (res.statusCode === 401 && ctx.credentials !== undefined && ctx.authorization === undefined) {
         // Acting on its own behalf (check): answer the challenge once, then retry.
-        const answer = await this.#authorizer.authorize(header(res.headers, 'www-authenticate'), ctx.credentials).catch(() => undefined)
+        const answer = await this.#authorizer.authorize(header(res.headers, 'www-authenticate'), ctx.credentials)
         await res.body.dump()
-        if (answer !== undefined) {
-          this.#authorized.set(scopeKey(path, ctx), answer)
-          res = await this.#send(method, path, { ...headers, authorization: answer }, ctx)
+        if ('failed' in answer) return { status: 'failed', reason: answer.failed }
+        if ('value' in answer) {
+          this.#authorized.set(scopeKey(path, ctx), answer.value)
+          res = await this.#send(method, path, { ...headers, authorization: answer.value }, ctx)
           this.#onRequest?.(kind, res.statusCode)
         } else {
           res = await this.#send(method, path, headers, ctx)

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
+import { Agent, request } from 'undici'
 import { loadConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
 import { buildApp, listen, type AppOptions } from '../../src/http/app.js'
@@ -85,7 +86,7 @@ export interface ProxyProcess {
 }
 
 /** Runs the built CLI (`npm run build` first; `npm test` does). */
-export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}, fixedPort?: number): Promise<ProxyProcess> {
+export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}, fixedPort?: number, scheme: 'http' | 'https' = 'http'): Promise<ProxyProcess> {
   const port = fixedPort ?? (await freePort())
   const adminPort = await freePort()
   const child = spawn(process.execPath, [CLI, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...args], {
@@ -95,12 +96,16 @@ export async function spawnProxy(args: readonly string[], env: Record<string, st
   let out = ''
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()))
-  const url = `http://127.0.0.1:${port}`
+  const url = `${scheme}://127.0.0.1:${port}`
+  // A test's self-signed certificate is not what this wait is about.
+  const insecure = new Agent({ connect: { rejectUnauthorized: false } })
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`proxy exited with ${child.exitCode}: ${out}`)
-    const res = await fetch(`${url}/healthz`).catch(() => undefined)
-    return res?.status === 200
+    const res = await request(`${url}/healthz`, { dispatcher: insecure }).catch(() => undefined)
+    await res?.body.dump()
+    return res?.statusCode === 200
   }, 15_000, 'the proxy to start')
+  await insecure.close()
   return {
     url,
     adminUrl: `http://127.0.0.1:${adminPort}`,

@@ -5,7 +5,7 @@ import t from 'tap'
 import { Agent, request } from 'undici'
 import { assertOk, skopeo } from '../helpers/clients.js'
 import { ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
+import { CLI, spawnProxy, startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
 import { getManifest } from '../helpers/registry-http.js'
 import { requireTool, run } from '../helpers/tools.js'
@@ -46,4 +46,24 @@ t.test('the proxy serves HTTPS with its own certificate', async (t) => {
   assertOk(await skopeo(['copy', '--all', '--dest-cert-dir', certDir, ociLayoutRef(index), `docker://${proxy.host}/tls/app:1.0`]), 'skopeo push over verified TLS')
   t.equal((await getManifest(registry.url, 'tls/app', '1.0')).status, 200, 'the list reached the registry')
   t.equal(proxy.logs.find((r) => r['event'] === 'push.accepted').length, 1, 'and was validated on the way')
+})
+
+t.test('manifest-guard healthcheck reports a healthy TLS proxy with a self-signed certificate, and says why when not', async (t) => {
+  requireTool('openssl', 'apt-get install -y openssl')
+  const dir = mkdtempSync(join(tmpdir(), 'mg-tls-'))
+  const cert = join(dir, 'tls.crt')
+  const key = join(dir, 'tls.key')
+  // Self-signed, for the registry's public name: nothing a client at 127.0.0.1 could verify.
+  const made = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=registry.example.com', '-keyout', key, '-out', cert])
+  t.equal(made.code, 0, made.stderr)
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await spawnProxy(['--upstream', registry.url, '--tls-cert', cert, '--tls-key', key], {}, undefined, 'https')
+  const check = (): ReturnType<typeof run> => run(process.execPath, [CLI, 'healthcheck', '--listen', proxy.host, '--tls-cert', cert, '--tls-key', key])
+  const healthy = await check()
+  t.equal(healthy.code, 0, `healthy (${healthy.stderr})`)
+  await proxy.stop()
+  const down = await check()
+  t.equal(down.code, 1, 'unhealthy once it is gone')
+  t.match(down.stderr, `manifest-guard healthcheck: https://${proxy.host}/healthz failed: ECONNREFUSED`, 'and says why')
 })

@@ -79,3 +79,25 @@ t.test('retired keys in a config file are accepted and ignored; their flags are 
   t.same(Object.keys(config.cache), ['maxManifestBytes'], 'nothing of the retired keys is kept')
   t.throws(() => loadConfig({ argv: ['--cache-ttl-seconds', '5'] }), /cache-ttl-seconds/)
 })
+
+t.test('secrets are never taken as flags: one line names the environment variable and the file key', async (t) => {
+  const secrets = FIELDS.filter((f) => f.secret === true)
+  t.same(secrets.map((f) => f.key).sort(), ['admin.token', 'audit.webhookToken', 'ledger.redisPassword', 'lookupCredentials.password', 'registryEvents.token'])
+  for (const f of secrets) {
+    for (const argv of [[`--${flagName(f.key)}`, 's3cret'], [`--${flagName(f.key)}=s3cret`]]) {
+      let message = ''
+      try {
+        loadConfig({ argv })
+      } catch (err) {
+        t.ok(err instanceof ConfigError, `${argv.join(' ')}: a config error`)
+        message = (err as Error).message
+      }
+      t.match(message, `--${flagName(f.key)}: a secret is never taken as a flag`, `${f.key} refused`)
+      t.match(message, envName(f.key), 'names the environment variable')
+      t.match(message, `${f.key}File`, 'and the file key')
+      t.notMatch(message, 's3cret', 'without echoing the value')
+      t.notMatch(message, '\n', 'on one line')
+    }
+    t.equal(loadConfig({ argv: [], env: { [envName(f.key)]: 'from-env' } }).admin !== undefined, true, `${f.key} from the environment is fine`)
+  }
+})
