@@ -9,16 +9,18 @@ export interface RepositoryRule {
   readonly mode?: 'enforce' | 'warn' | 'off'
   readonly staleChild?: 'reject' | 'warn'
   readonly onLookupFailure?: 'reject' | 'forward'
+  readonly repair?: 'off' | 'copy-children'
 }
 
 const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   mode: ['enforce', 'warn', 'off'],
   staleChild: ['reject', 'warn'],
   onLookupFailure: ['reject', 'forward'],
+  repair: ['off', 'copy-children'],
 }
 
 export const rulesType: FieldType<readonly RepositoryRule[]> = {
-  describe: 'list of {match, mode?, staleChild?, onLookupFailure?}',
+  describe: 'list of {match, mode?, staleChild?, onLookupFailure?, repair?}',
   parse(raw) {
     if (!Array.isArray(raw)) return { expected: 'a list of rules' }
     const rules: RepositoryRule[] = []

@@ -24,6 +24,8 @@ export const STALE_POLICIES = ['reject', 'warn'] as const
 export type StalePolicy = (typeof STALE_POLICIES)[number]
 export const LOOKUP_FAILURE_POLICIES = ['reject', 'forward'] as const
 export type LookupFailurePolicy = (typeof LOOKUP_FAILURE_POLICIES)[number]
+export const REPAIR_POLICIES = ['off', 'copy-children'] as const
+export type RepairPolicy = (typeof REPAIR_POLICIES)[number]
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 export interface Config {
@@ -48,6 +50,8 @@ export interface Config {
     readonly mode: Mode
     readonly staleChild: StalePolicy
     readonly onLookupFailure: LookupFailurePolicy
+    readonly repair: RepairPolicy
+    readonly repairTimeoutMs: number
     readonly retryAfterSeconds: number
     readonly maxDepth: number
     readonly maxDescriptors: number
@@ -124,7 +128,7 @@ const field = <T>(key: string, type: FieldType<T>, def: unknown, doc: string, fi
 
 const secret = (key: string, doc: string): Field => ({ ...field(key, optionalText, undefined, doc), secret: true })
 
-const VERDICTS = ['accepted', 'rejected', 'warned', 'unverified', 'deferred'] as const
+const VERDICTS = ['accepted', 'rejected', 'warned', 'repaired', 'unverified', 'deferred'] as const
 
 export const FIELDS: readonly Field[] = [
   field('listen', hostPort, '127.0.0.1:5001', 'Address the proxy listens on.'),
@@ -169,6 +173,13 @@ export const FIELDS: readonly Field[] = [
     'reject',
     'When lookups fail (registry 5xx, timeout): reject with 503 + Retry-After, or forward unverified.',
   ),
+  field(
+    'validation.repair',
+    oneOf(REPAIR_POLICIES),
+    'off',
+    'copy-children: when every problem of a list is a child left in another repository the client can read, copy those children (blobs mounted or streamed, manifests by digest) into the target with the client\'s own credentials, then forward the list unchanged.',
+  ),
+  field('validation.repairTimeoutMs', integer(1_000, 3_600_000), 600_000, 'Time budget for one repair (copying blobs can take a while).'),
   field('validation.retryAfterSeconds', integer(1, 3600), 5, 'Retry-After sent with a 503 when lookups failed.'),
   field('validation.maxDepth', integer(1, 16), 4, 'Deepest nesting of indexes walked (the pushed list is depth 1).'),
   field('validation.maxDescriptors', integer(1, 100_000), 5_000, 'Most distinct objects (child manifests and blobs) one push may reference; an object named twice counts once.'),
@@ -180,7 +191,7 @@ export const FIELDS: readonly Field[] = [
     ['{name}/{arch}', '{name}-{arch}', '{name}/{os}-{arch}'],
     'Where to look for a child missing from the target repository ({name}, {os}, {arch}, {variant}).',
   ),
-  field('validation.rules', rulesType, [], 'Per-repository overrides: [{match: "team/**", mode: warn, staleChild: warn, onLookupFailure: forward}]; first match wins.', true),
+  field('validation.rules', rulesType, [], 'Per-repository overrides: [{match: "team/**", mode: warn, staleChild: warn, onLookupFailure: forward, repair: copy-children}]; first match wins.', true),
   field('cache.maxManifestBytes', integer(0, 1 << 30), 64 << 20, 'Bytes of manifest bodies remembered (content-addressed, never stale), so a child seen before costs a HEAD instead of a GET; 0 disables.'),
   field('ledger.store', oneOf(['memory', 'redis'] as const), 'memory', 'Where push records live: this process, or Redis shared by every replica.'),
   field('ledger.maxRecords', integer(1, 10_000_000), 200_000, 'Push records kept in memory (oldest dropped first).'),
@@ -204,7 +215,7 @@ export const FIELDS: readonly Field[] = [
   secret('admin.token', 'Bearer token the /_guard/v1 API requires (/metrics stays open for scrapers).'),
   field('admin.tokenFile', optionalPath, undefined, 'File holding admin.token (a mounted Secret).'),
   field('admin.recentDecisions', integer(0, 1_000_000), 1000, 'Decisions kept for GET /_guard/v1/decisions.'),
-  field('audit.include', listOf(oneOf(VERDICTS)), ['rejected', 'warned'], 'Which decisions go to the audit file and webhook.'),
+  field('audit.include', listOf(oneOf(VERDICTS)), ['rejected', 'warned', 'repaired'], 'Which decisions go to the audit file and webhook.'),
   field('audit.file', optionalPath, undefined, 'Append decisions as JSON Lines to this file.'),
   field('audit.fileMaxBytes', integer(1024, 2 ** 40), 100 << 20, 'Rotate the audit file past this size.'),
   field('audit.fileKeep', integer(0, 1000), 5, 'Rotated audit files kept (file.1 … file.N).'),

@@ -13,7 +13,7 @@ export interface Policy {
   readonly retryAfterSeconds: number
 }
 
-export type Verdict = 'accepted' | 'rejected' | 'warned' | 'unverified' | 'deferred'
+export type Verdict = 'accepted' | 'rejected' | 'warned' | 'repaired' | 'unverified' | 'deferred'
 
 export interface Decision {
   readonly verdict: Verdict
@@ -57,7 +57,7 @@ export function decide(found: readonly Problem[], policy: Policy, ctx: MessageCo
   // forwarding untouched gives it that chance and tells the client nothing from us.
   if (found.some((p) => p.cause === 'denied')) return { verdict: 'deferred', forward: true, error: undefined, problems, omitted }
 
-  const blocking = found.filter((p) => HARD_CAUSES.has(p.cause) || (p.cause === 'stale-present' && policy.staleChild === 'reject'))
+  const blocking = found.filter((p) => isBlocking(p, policy))
   if (blocking.length > 0) {
     if (policy.mode === 'warn') return { verdict: 'warned', forward: true, error: undefined, problems, omitted }
     const shown = blocking.slice(0, MAX_PROBLEMS).map((p) => wireError(p, ctx))
@@ -73,6 +73,11 @@ export function decide(found: readonly Problem[], policy: Policy, ctx: MessageCo
   }
   if (found.length > 0) return { verdict: 'warned', forward: true, error: undefined, problems, omitted }
   return { verdict: 'accepted', forward: true, error: undefined, problems, omitted }
+}
+
+/** Whether a problem stops the push under this policy (in enforce mode). */
+export function isBlocking(p: Problem, policy: Pick<Policy, 'staleChild'>): boolean {
+  return HARD_CAUSES.has(p.cause) || (p.cause === 'stale-present' && policy.staleChild === 'reject')
 }
 
 /** One wire error: the sentence in `message`, the facts in `detail` for tools and logs. */

@@ -122,6 +122,14 @@ function sentence(p: Problem, ctx: MessageContext): string {
   }
 }
 
+/** What a failed repair (validation.repair: copy-children) tried, after the rejection itself. */
+export function repairFailedMessage(report: { readonly failed?: string; readonly children: readonly unknown[] }, requestId: string): string {
+  return (
+    `manifest-guard tried to copy the children into this repository (validation.repair: copy-children) and stopped: ${report.failed ?? 'unknown error'}; ` +
+    `${report.children.length} of them were copied before that, and the list was not pushed [manifest-guard request ${requestId}]`
+  )
+}
+
 /** The closing entry of an answer cut at its first problems. */
 export function moreProblemsMessage(count: number, ctx: Pick<MessageContext, 'requestId'>): string {
   return `and ${count} more problem${count === 1 ? '' : 's'} of the same list, not listed here; the decision record counts them [manifest-guard request ${ctx.requestId}]`

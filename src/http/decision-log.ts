@@ -11,6 +11,7 @@ export const EVENTS: Readonly<Record<Verdict, string>> = {
   accepted: 'push.accepted',
   rejected: 'push.rejected',
   warned: 'push.warned',
+  repaired: 'push.repaired',
   unverified: 'push.unverified',
   deferred: 'push.deferred',
 }
@@ -39,6 +40,15 @@ export interface DecisionEvent {
   readonly problems: readonly Record<string, unknown>[]
   /** Problems beyond the first ones kept (the answer and this record stay small). */
   readonly problemsOmitted?: number
+  /** What validation.repair copied, from where, and how (or why it stopped). */
+  readonly repair?: {
+    readonly children: readonly { readonly digest: string; readonly from: string }[]
+    readonly blobsMounted: number
+    readonly blobsStreamed: number
+    readonly bytesStreamed: number
+    readonly ms: number
+    readonly failed?: string
+  }
 }
 
 export function decisionEvent(request: FastifyRequest, r: DecisionRecord): DecisionEvent {
@@ -68,6 +78,18 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
     ...(r.recheck === undefined ? {} : { recheck: r.recheck }),
     problems: decision.problems.map((p) => detailOf(p, ctx)),
     ...(decision.omitted === 0 ? {} : { problemsOmitted: decision.omitted }),
+    ...(r.repair === undefined
+      ? {}
+      : {
+          repair: {
+            children: r.repair.children,
+            blobsMounted: r.repair.blobs.filter((b) => b.how === 'mounted').length,
+            blobsStreamed: r.repair.blobs.filter((b) => b.how === 'streamed').length,
+            bytesStreamed: r.repair.bytes,
+            ms: r.repair.ms,
+            ...(r.repair.failed === undefined ? {} : { failed: r.repair.failed }),
+          },
+        }),
   }
 }
 

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
-import { decide, type Decision } from '../diagnose/decision.js'
-import { clientKind, type MessageContext } from '../diagnose/message.js'
+import { decide, type Decision, isBlocking } from '../diagnose/decision.js'
+import { clientKind, type MessageContext, repairFailedMessage } from '../diagnose/message.js'
 import type { Cause } from '../diagnose/problem.js'
 import { newLookupStats } from '../oci/content-lookup.js'
 import { algorithmOf, digestOf, isDigest } from '../oci/digest.js'
@@ -10,6 +10,7 @@ import { type IndexManifest, parseManifest } from '../oci/manifest.js'
 import { isGenericContentType, isIndex, mediaTypeOf } from '../oci/media-type.js'
 import { MAX_MANIFEST_BYTES } from '../upstream/registry-client.js'
 import { examine } from '../inspect/examine.js'
+import { copyChildren, type RepairReport } from '../repair/copy-children.js'
 import { clientOrigin } from './client-origin.js'
 import { CLIENT_CLOSED, sendRegistryError } from './error-mapper.js'
 import { countRequest } from './request-metrics.js'
@@ -49,11 +50,28 @@ export interface DecisionRecord {
   readonly ledgerError: string | undefined
   /** Set when the registry refused a list the proxy had passed, and the proxy checked again. */
   readonly recheck?: true
+  /** What validation.repair copied (or tried to). */
+  readonly repair?: RepairReport
   /** What the registry answered to a forwarded list. */
   readonly upstreamStatus?: number
 }
 
 export type DecisionListener = (request: FastifyRequest, record: DecisionRecord) => void
+
+/** Registry operations of one repair at once (a streamed blob holds two connections). */
+const REPAIR_CONCURRENCY = 8
+
+/** A rejection the repair can mend: every problem that blocks is a child left in another repository. */
+function repairable(decision: Decision, policy: RepositoryPolicy): boolean {
+  const blocking = decision.problems.filter((p) => isBlocking(p, policy))
+  return decision.verdict === 'rejected' && decision.omitted === 0 && blocking.length > 0 && blocking.every((p) => p.cause === 'wrong-repository' && p.foundIn !== undefined && p.digest !== undefined)
+}
+
+/** `2 children from team/app/amd64, team/app/arm64`. */
+function repairedHeader(report: RepairReport): string {
+  const from = [...new Set(report.children.map((c) => c.from))]
+  return `${report.children.length} ${report.children.length === 1 ? 'child' : 'children'} from ${from.join(', ')}`
+}
 
 /** Problems found in the pushed body itself, which say nothing about the repository. */
 const BODY_ONLY: ReadonlySet<Cause> = new Set<Cause>(['too-many', 'duplicate-entry'])
@@ -156,13 +174,45 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
       }
     }
     const reference = ref.kind === 'tag' ? ref.tag : ref.digest
-    const record = await validate(request, parsed, path.name, reference, policy, false)
+    let record = await validate(request, parsed, path.name, reference, policy, false)
+    if (!record.decision.forward && policy.repair === 'copy-children' && repairable(record.decision, policy)) {
+      record = await repair(request, record, policy)
+      if (record.decision.verdict === 'repaired') reply.raw.setHeader('x-manifest-guard-repaired', repairedHeader(record.repair!))
+    }
     if (!record.decision.forward) {
       onDecision(request, record)
       return sendRegistryError(reply, record.decision.error as RegistryError)
     }
     // Forwarded: the record is written once the registry has answered, with its status.
     return forward(afterUpstream(request, record, policy))
+  }
+
+  /**
+   * copy-children: the children the diagnosis found in other repositories are copied into the
+   * target with the client's own credentials, then the list is checked again; it goes upstream
+   * unchanged only if that check passes. A failed copy leaves the rejection as it was, with
+   * what was tried added.
+   */
+  async function repair(request: FastifyRequest, record: DecisionRecord, policy: RepositoryPolicy): Promise<DecisionRecord> {
+    const v = config.validation
+    const children = record.decision.problems.filter((p) => p.cause === 'wrong-repository').map((p) => ({ digest: p.digest!, from: p.foundIn! }))
+    const report = await copyChildren({
+      repository: record.repository,
+      children,
+      source: services.client,
+      // A streamed blob holds two registry connections (the GET and the PUT): stay well inside the pool.
+      limits: { maxDepth: v.maxDepth, maxObjects: v.maxDescriptors, concurrency: Math.min(v.concurrency, REPAIR_CONCURRENCY), timeoutMs: v.repairTimeoutMs },
+      ctx: { authorization: request.headers.authorization },
+    })
+    services.metrics.repairs.inc({ result: report.failed === undefined ? 'copied' : 'failed' })
+    if (report.failed !== undefined) {
+      const note = { code: record.decision.error!.errors[0]!.code, message: repairFailedMessage(report, request.id), detail: { repair: 'copy-children', failed: report.failed, copied: report.children } }
+      const error = new RegistryError(record.decision.error!.status, [...record.decision.error!.errors, note], record.decision.error!.headers)
+      return { ...record, decision: { ...record.decision, error }, repair: report }
+    }
+    const again = await validate(request, record.index, record.repository, record.reference, policy, false)
+    if (!again.decision.forward) return { ...again, repair: report }
+    return { ...again, decision: { ...again.decision, verdict: 'repaired', problems: record.decision.problems }, repair: report }
   }
 
   /**

@@ -1,11 +1,11 @@
 import { ruleMatcher } from '../config/repository-rule.js'
-import type { Config, Mode } from '../config/schema.js'
+import type { Config, Mode, RepairPolicy } from '../config/schema.js'
 import type { Policy } from '../diagnose/decision.js'
 
 // The validation policy for one repository: the defaults, overridden by the first matching
 // per-repository rule.
 
-export type RepositoryPolicy = Omit<Policy, 'mode'> & { readonly mode: Mode }
+export type RepositoryPolicy = Omit<Policy, 'mode'> & { readonly mode: Mode; readonly repair: RepairPolicy }
 
 export function policyResolver(config: Config): (repository: string) => RepositoryPolicy {
   const match = ruleMatcher(config.validation.rules)
@@ -16,6 +16,7 @@ export function policyResolver(config: Config): (repository: string) => Reposito
       mode: rule?.mode ?? v.mode,
       staleChild: rule?.staleChild ?? v.staleChild,
       onLookupFailure: rule?.onLookupFailure ?? v.onLookupFailure,
+      repair: rule?.repair ?? v.repair,
       retryAfterSeconds: v.retryAfterSeconds,
     }
   }

@@ -38,7 +38,7 @@ export class Metrics {
 
   readonly cacheLookups = new Counter({
     name: 'manifest_guard_cache_lookups_total',
-    help: 'Existence cache lookups made by validation, by result (hit, miss).',
+    help: 'Manifest bodies validation took from the cache (hit) or fetched (miss).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   })
@@ -68,6 +68,13 @@ export class Metrics {
     name: 'manifest_guard_ledger_errors_total',
     help: 'Ledger store operations that failed (the push path goes on without them).',
     labelNames: ['operation'] as const,
+    registers: [this.registry],
+  })
+
+  readonly repairs = new Counter({
+    name: 'manifest_guard_repairs_total',
+    help: 'List pushes mended by validation.repair, by result (copied, failed).',
+    labelNames: ['result'] as const,
     registers: [this.registry],
   })
 

@@ -1,8 +1,9 @@
+import { Transform } from 'node:stream'
 import { LRUCache } from 'lru-cache'
 import { Pool, request as undiciRequest, type Dispatcher } from 'undici'
 import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
 import { type Digest, digestOf, isDigest } from '../oci/digest.js'
-import { parseManifest } from '../oci/manifest.js'
+import { type Manifest, parseManifest } from '../oci/manifest.js'
 import { MANIFEST_ACCEPT, mediaTypeOf } from '../oci/media-type.js'
 import { readBounded } from './bounded-body.js'
 import { TokenAuthorizer } from './token-auth.js'
@@ -148,6 +149,90 @@ export class RegistryClient {
     if ('statusCode' in res) await res.body.dump()
   }
 
+  /**
+   * POST ?mount=<digest>&from=<repo> into `repository`: mounted (201), or the upload session
+   * the registry opened instead (202), for the repair to stream the blob into.
+   */
+  async mountBlob(repository: string, digest: Digest, from: string, ctx: LookupContext): Promise<ContentLookup<{ readonly mounted: true } | { readonly upload: string }>> {
+    const res = await this.#request('upload', 'POST', `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`, ctx, {})
+    if (!('statusCode' in res)) return res
+    await res.body.dump()
+    if (res.statusCode === 201) return { status: 'found', value: { mounted: true } }
+    const location = header(res.headers, 'location')
+    if (res.statusCode === 202 && location !== undefined) return { status: 'found', value: { upload: location } }
+    return this.#unhappy(res)
+  }
+
+  /**
+   * Streams blob `digest` of `from` into the upload session at `upload` (a Location the
+   * registry gave): GET and PUT ?digest= run as one pipe, so memory stays flat at any size.
+   */
+  async streamBlob(from: string, digest: Digest, upload: string, ctx: LookupContext): Promise<ContentLookup<number>> {
+    const source = await this.#request('blob', 'GET', `/v2/${from}/blobs/${digest}`, ctx, {})
+    if (!('statusCode' in source)) return source
+    let res = source
+    const location = header(res.headers, 'location')
+    if ((res.statusCode === 307 || res.statusCode === 302) && location !== undefined) {
+      // Blob storage behind a redirect signs its own URL: never send the client's credentials there.
+      await res.body.dump()
+      try {
+        res = await undiciRequest(location, { method: 'GET', signal: ctx.signal ?? null, headersTimeout: 30_000, bodyTimeout: 30_000 })
+      } catch (err) {
+        return { status: 'failed', reason: describeFailure(err) }
+      }
+    }
+    if (res.statusCode !== 200) return this.#unhappy(res)
+    const length = Number(header(res.headers, 'content-length'))
+    const target = uploadPath(upload, digest)
+    if (target === undefined) {
+      await res.body.dump()
+      return { status: 'failed', reason: `the registry gave an upload location manifest-guard cannot use (${upload})` }
+    }
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', ...(Number.isSafeInteger(length) ? { 'content-length': String(length) } : {}) }
+    if (ctx.authorization !== undefined) headers['authorization'] = ctx.authorization
+    if (ctx.stats !== undefined) ctx.stats.upstreamRequests++
+    // Counted on the way through: a 'data' listener on the body itself would start it flowing
+    // before the upload reads it, and drop bytes.
+    let bytes = 0
+    const counted = res.body.pipe(
+      new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          bytes += chunk.length
+          done(null, chunk)
+        },
+      }),
+    )
+    try {
+      const put = await this.#pool.request({ method: 'PUT', path: target, headers, body: counted, signal: ctx.signal ?? null })
+      this.#onRequest?.('upload', put.statusCode)
+      if (put.statusCode !== 201) return this.#unhappy(put)
+      await put.body.dump()
+      return { status: 'found', value: bytes }
+    } catch (err) {
+      res.body.destroy()
+      counted.destroy()
+      this.#onRequest?.('upload', 'error')
+      return { status: 'failed', reason: describeFailure(err) }
+    }
+  }
+
+  /** PUT a manifest by its digest, with its exact bytes and media type. */
+  async putManifest(repository: string, manifest: Manifest, ctx: LookupContext): Promise<ContentLookup<true>> {
+    const headers: Record<string, string> = { 'content-type': manifest.mediaType }
+    if (ctx.authorization !== undefined) headers['authorization'] = ctx.authorization
+    if (ctx.stats !== undefined) ctx.stats.upstreamRequests++
+    try {
+      const res = await this.#pool.request({ method: 'PUT', path: `/v2/${repository}/manifests/${manifest.digest}`, headers, body: manifest.raw, signal: ctx.signal ?? null })
+      this.#onRequest?.('upload', res.statusCode)
+      if (res.statusCode !== 201) return this.#unhappy(res)
+      await res.body.dump()
+      return { status: 'found', value: true }
+    } catch (err) {
+      this.#onRequest?.('upload', 'error')
+      return { status: 'failed', reason: describeFailure(err) }
+    }
+  }
+
   /** Every tag of a repository, following `Link` pagination, at most `max`. */
   async listTags(repository: string, ctx: LookupContext, max = 100_000): Promise<ContentLookup<string[]>> {
     const tags: string[] = []
@@ -184,7 +269,7 @@ export class RegistryClient {
 
   async #request(
     kind: LookupKind,
-    method: 'GET' | 'HEAD' | 'DELETE',
+    method: 'GET' | 'HEAD' | 'DELETE' | 'POST',
     path: string,
     ctx: LookupContext,
     headers: Record<string, string>,
@@ -235,6 +320,18 @@ export class RegistryClient {
     if (res.statusCode === 404) return { status: 'missing' }
     if (res.statusCode === 401 || res.statusCode === 403) return { status: 'denied', httpStatus: res.statusCode }
     return { status: 'failed', reason: `the registry answered ${res.statusCode}` }
+  }
+}
+
+/** The path of an upload Location, with ?digest= added to close it. */
+function uploadPath(location: string, digest: Digest): string | undefined {
+  try {
+    const url = new URL(location, 'http://placeholder')
+    if (!url.pathname.startsWith('/v2/')) return undefined
+    url.searchParams.set('digest', digest)
+    return url.pathname + url.search
+  } catch {
+    return undefined
   }
 }
 

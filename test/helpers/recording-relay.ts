@@ -17,11 +17,20 @@ export interface RecordingRelay {
   close(): Promise<void>
 }
 
-export async function startRecordingRelay(target: string): Promise<RecordingRelay> {
+export interface RelayOptions {
+  /**
+   * Turn every cross-repository mount into a plain upload start, as a registry does whose
+   * repositories do not share storage (distribution itself always mounts what it holds).
+   */
+  readonly refuseMounts?: boolean
+}
+
+export async function startRecordingRelay(target: string, options: RelayOptions = {}): Promise<RecordingRelay> {
   const pool = new Pool(target)
   const requests: RecordedRequest[] = []
   const server: Server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization })
+    if (options.refuseMounts === true && req.method === 'POST' && /[?&]mount=/.test(req.url ?? '')) req.url = (req.url ?? '').replace(/\?.*$/, '')
     const headers = { ...req.headers }
     delete headers.connection
     delete headers['transfer-encoding']
