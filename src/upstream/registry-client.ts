@@ -86,6 +86,15 @@ export class RegistryClient {
 
   /** GET a small blob (an image config) to read it. */
   async blobBytes(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {
+    const res = await this.#getBlob(repository, digest, ctx)
+    if (!('statusCode' in res)) return res
+    const body = await readBounded(res.body, maxBytes)
+    if (body === undefined) return { status: 'failed', reason: `blob larger than ${maxBytes} bytes` }
+    return { status: 'found', value: body }
+  }
+
+  /** GET a blob, following a redirect to blob storage; a 200 with its body unread, or why not. */
+  async #getBlob(repository: string, digest: Digest, ctx: LookupContext): Promise<Dispatcher.ResponseData | ContentLookup<never>> {
     let res = await this.#request('blob', 'GET', `/v2/${repository}/blobs/${digest}`, ctx, {})
     if (!('statusCode' in res)) return res
     const location = header(res.headers, 'location')
@@ -99,10 +108,7 @@ export class RegistryClient {
         return { status: 'failed', reason: describeFailure(err) }
       }
     }
-    if (res.statusCode !== 200) return this.#unhappy(res)
-    const body = await readBounded(res.body, maxBytes)
-    if (body === undefined) return { status: 'failed', reason: `blob larger than ${maxBytes} bytes` }
-    return { status: 'found', value: body }
+    return res.statusCode === 200 ? res : this.#unhappy(res)
   }
 
   /** HEAD a tag (or digest): the digest it points at now. Never cached: tags move. */
@@ -168,20 +174,8 @@ export class RegistryClient {
    * registry gave): GET and PUT ?digest= run as one pipe, so memory stays flat at any size.
    */
   async streamBlob(from: string, digest: Digest, upload: string, ctx: LookupContext): Promise<ContentLookup<number>> {
-    const source = await this.#request('blob', 'GET', `/v2/${from}/blobs/${digest}`, ctx, {})
-    if (!('statusCode' in source)) return source
-    let res = source
-    const location = header(res.headers, 'location')
-    if ((res.statusCode === 307 || res.statusCode === 302) && location !== undefined) {
-      // Blob storage behind a redirect signs its own URL: never send the client's credentials there.
-      await res.body.dump()
-      try {
-        res = await undiciRequest(location, { method: 'GET', signal: ctx.signal ?? null, headersTimeout: 30_000, bodyTimeout: 30_000 })
-      } catch (err) {
-        return { status: 'failed', reason: describeFailure(err) }
-      }
-    }
-    if (res.statusCode !== 200) return this.#unhappy(res)
+    const res = await this.#getBlob(from, digest, ctx)
+    if (!('statusCode' in res)) return res
     const length = Number(header(res.headers, 'content-length'))
     const target = uploadPath(upload, digest)
     if (target === undefined) {
