@@ -20,6 +20,8 @@ command -v openssl >/dev/null || need+=(openssl)
 # Go 1.19 (Debian 12), the Go distribution 2.8 is built with: a test compares manifest-guard's
 # reading of bodies with encoding/json's own.
 command -v go >/dev/null || need+=(golang-go)
+# A real headless browser for the admin decisions page test (driven by playwright-core).
+command -v chromium >/dev/null || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq

@@ -1,16 +1,18 @@
-import { timingSafeEqual } from 'node:crypto'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { readSecret } from '../config/load.js'
 import { checkList } from '../inspect/check-list.js'
 import { RegistryError } from '../oci/error-code.js'
 import { isRepositoryName, parseReference } from '../oci/reference.js'
+import { adminTokenHook } from './admin-auth.js'
+import { registerDecisionsPage } from './decisions-page.js'
 import { installErrorMapper, sendRegistryError } from './error-mapper.js'
 import { registerRegistryEvents } from './registry-events.js'
 import { type Services, walkLimitsOf } from './services.js'
 
 // The admin listeners, never the proxy port: /metrics for Prometheus, and the /_guard/v1 API
-// (recent decisions, checks of lists already in the registry, registry notifications),
-// behind a bearer token when one is configured. With admin.apiListen the API gets a listener
+// (recent decisions, checks of lists already in the registry, registry notifications) with
+// the decisions page /_guard/ for people, behind the admin token when one is configured
+// (admin-auth.ts). With admin.apiListen the API and the page get a listener
 // of its own, so metrics can be published (a Service, a scraper) without the API, which shows
 // who pushed what and can make the proxy read repositories with its lookup credentials.
 
@@ -46,19 +48,17 @@ export async function buildAdminApps(services: Services): Promise<AdminApps> {
 
 async function registerApi(app: FastifyInstance, services: Services): Promise<void> {
   const { config } = services
-  const token = readSecret(config.admin.token, config.admin.tokenFile)
+  const requireToken = adminTokenHook(readSecret(config.admin.token, config.admin.tokenFile))
   registerRegistryEvents(app, services, `${ADMIN_PREFIX}/events`)
+
+  await app.register(async (people) => {
+    people.addHook('onRequest', requireToken)
+    registerDecisionsPage(people, services.decisions, config.admin.recentDecisions)
+  })
 
   await app.register(
     async (api) => {
-      api.addHook('onRequest', async (request, reply) => {
-        if (token === undefined) return
-        const given = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1] ?? ''
-        if (!sameSecret(given, token)) {
-          reply.header('www-authenticate', 'Bearer realm="manifest-guard admin"')
-          return sendRegistryError(reply, RegistryError.of('UNAUTHORIZED', 'manifest-guard admin API: a valid bearer token is required'))
-        }
-      })
+      api.addHook('onRequest', requireToken)
 
       api.get('/decisions', async (request) => {
         const q = request.query as Record<string, string | undefined>
@@ -92,10 +92,4 @@ async function registerApi(app: FastifyInstance, services: Services): Promise<vo
     },
     { prefix: ADMIN_PREFIX },
   )
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given)
-  const b = Buffer.from(expected)
-  return a.length === b.length && timingSafeEqual(a, b)
 }

@@ -38,6 +38,8 @@ export interface DecisionEvent {
   readonly upstreamStatus?: number
   readonly recheck?: true
   readonly problems: readonly Record<string, unknown>[]
+  /** What the proxy answered the client, when it answered itself (rejected, or a 503). */
+  readonly messages?: readonly string[]
   /** Problems beyond the first ones kept (the answer and this record stay small). */
   readonly problemsOmitted?: number
   /** What validation.repair copied, from where, and how (or why it stopped). */
@@ -77,6 +79,7 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
     ...(r.upstreamStatus === undefined ? {} : { upstreamStatus: r.upstreamStatus }),
     ...(r.recheck === undefined ? {} : { recheck: r.recheck }),
     problems: decision.problems.map((p) => detailOf(p, ctx)),
+    ...(decision.error === undefined ? {} : { messages: decision.error.errors.map((e) => e.message) }),
     ...(decision.omitted === 0 ? {} : { problemsOmitted: decision.omitted }),
     ...(r.repair === undefined
       ? {}

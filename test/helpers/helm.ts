@@ -22,6 +22,6 @@ export async function helmBinary(): Promise<string> {
   return helm
 }
 
-export async function helm(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return run(await helmBinary(), args, { timeoutMs: 60_000, env: { ...process.env, HELM_CACHE_HOME: join(CACHE, 'cache'), HELM_CONFIG_HOME: join(CACHE, 'config'), HELM_DATA_HOME: join(CACHE, 'data') } })
+export async function helm(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(await helmBinary(), args, { timeoutMs: 60_000, env: { ...process.env, HELM_CACHE_HOME: join(CACHE, 'cache'), HELM_CONFIG_HOME: join(CACHE, 'config'), HELM_DATA_HOME: join(CACHE, 'data'), ...env } })
 }

@@ -8,14 +8,26 @@ import { Deployment } from 'kubernetes-models/apps/v1'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
+import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1'
 import { loadConfig } from '../../src/config/load.js'
 import { FIELDS } from '../../src/config/schema.js'
+import { startFakeKubeApi } from '../helpers/fake-kube-api.js'
 import { CHART, helm } from '../helpers/helm.js'
+import { startProxy } from '../helpers/proxy.js'
+import { promqlRefs, withoutGrafanaIntervals } from '../helpers/promql.js'
 
 // The Helm chart: lint --strict, render with the defaults and with every optional part on,
-// validate every object against the Kubernetes schemas, and check what must hold.
+// validate every object against the Kubernetes (and Prometheus Operator) schemas, and check
+// what must hold: the admin API private by default behind a token kept across upgrades, the
+// Grafana dashboard and the alerts reading only metrics the proxy really exports.
 
-type Obj = { kind: string; apiVersion: string; metadata: { name: string; annotations?: Record<string, string> }; spec?: Record<string, unknown>; data?: Record<string, string> }
+type Obj = {
+  kind: string
+  apiVersion: string
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }
+  spec?: Record<string, any>
+  data?: Record<string, string>
+}
 
 const VALIDATORS: Record<string, new (o: never) => { validate(): void }> = {
   ConfigMap: ConfigMap as never,
@@ -27,16 +39,20 @@ const VALIDATORS: Record<string, new (o: never) => { validate(): void }> = {
   Ingress: Ingress as never,
   NetworkPolicy: NetworkPolicy as never,
   PodDisruptionBudget: PodDisruptionBudget as never,
+  PrometheusRule: PrometheusRule as never,
+  ServiceMonitor: ServiceMonitor as never,
 }
 
 const ALL_ON = join(CHART, '../../test/fixtures/helm-all-on.yaml')
 const values = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { config: Record<string, unknown> }
 
-async function render(extra: string[] = []): Promise<Obj[]> {
-  const r = await helm(['template', 'guard', CHART, '--namespace', 'registry', ...extra])
+async function render(extra: string[] = [], env: Record<string, string> = {}): Promise<Obj[]> {
+  const r = await helm(['template', 'guard', CHART, '--namespace', 'registry', ...extra], env)
   if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`)
   return parseAllDocuments(r.stdout).map((d) => d.toJSON() as Obj).filter((o) => o !== null)
 }
+
+const ADMIN_TOKEN_SECRET = 'guard-manifest-guard-admin-token'
 
 function leafKeys(obj: Record<string, unknown>, prefix = ''): string[] {
   return Object.entries(obj).flatMap(([k, v]) =>
@@ -77,7 +93,7 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
     t.equal(pod['automountServiceAccountToken'], false)
     t.equal(byKind('PodDisruptionBudget').length, 1)
 
-    const rendered = parseYaml(byKind('ConfigMap')[0]!.data!['manifest-guard.yaml']!) as Record<string, any>
+    const rendered = parseYaml(byKind('ConfigMap').find((c) => c.metadata.name === 'guard-manifest-guard')!.data!['manifest-guard.yaml']!) as Record<string, any>
     const service = byKind('Service')[0] as unknown as { spec: { ports: { name: string }[] } }
     const policy = byKind('NetworkPolicy')[0] as unknown as { spec: { ingress: { ports: { port: string }[]; from?: unknown[] }[] } } | undefined
     if (name === 'defaults') {
@@ -86,7 +102,8 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
       t.same(rest, valuesRest, 'the config file is values.config')
       t.same(admin, { ...valuesAdmin, tokenFile: '/etc/manifest-guard/secrets/admin/token' }, 'with the generated admin token')
       t.equal(deployment.spec.replicas, 2, 'two replicas by default')
-      t.equal(byKind('Ingress').length + byKind('HorizontalPodAutoscaler').length + byKind('ServiceMonitor').length, 0, 'optional parts off')
+      t.equal(byKind('Ingress').length + byKind('HorizontalPodAutoscaler').length + byKind('ServiceMonitor').length + byKind('PrometheusRule').length, 0, 'optional parts off')
+      t.equal(byKind('ConfigMap').length, 1, 'no dashboard')
       t.doesNotThrow(() => loadConfig({ values: { ...rendered, admin: { ...admin, tokenFile: undefined } } }), 'and manifest-guard accepts it')
       // The admin side is closed by default: metrics on the Service, the API pod-local and behind a token.
       t.same(service.spec.ports.map((p) => p.name), ['http', 'metrics'], 'the Service publishes the proxy and /metrics only')
@@ -123,6 +140,9 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
       t.same(service.spec.ports.map((p) => p.name), ['http', 'metrics', 'api'], 'the API published when asked')
       t.same(policy!.spec.ingress.map((r) => r.ports[0]!.port), ['http', 'metrics', 'api'])
       t.equal(byKind('Secret').length, 0, 'a given admin token Secret is used, none generated')
+      const dashboard = byKind('ConfigMap').find((c) => c.metadata.name === 'guard-manifest-guard-dashboard')!
+      t.match(dashboard.metadata, { namespace: 'monitoring', labels: { grafana_dashboard: '1' }, annotations: { grafana_folder: 'Registry' } }, "the dashboard ConfigMap carries the Grafana sidecar's label")
+      t.match(byKind('PrometheusRule')[0]!.metadata.labels, { release: 'kube-prometheus-stack' })
     }
   })
 }
@@ -131,6 +151,88 @@ t.test('publishing the API while it listens on loopback fails with why', async (
   const r = await helm(['template', 'guard', CHART, '--set', 'service.apiPort=9465'])
   t.not(r.code, 0)
   t.match(r.stderr, 'set config.admin.apiListen to 0.0.0.0:PORT')
+})
+
+t.test('the admin token the chart makes is kept across upgrades (lookup)', async (t) => {
+  // Without a cluster, lookup finds nothing: every render makes a new token.
+  const tokenOf = (objects: Obj[]) => Buffer.from(objects.find((o) => o.kind === 'Secret')!.data!['token']!, 'base64').toString()
+  t.not(tokenOf(await render()), tokenOf(await render()), 'random when there is nothing to keep')
+  // An upgrade: the Secret is in the cluster, and the chart reads it back.
+  const api = await startFakeKubeApi({ [`registry/${ADMIN_TOKEN_SECRET}`]: { token: 'token-operators-already-use' } })
+  t.teardown(() => api.close())
+  const cluster = ['--dry-run=server', '--kube-apiserver', api.url]
+  const env = { KUBECONFIG: '/dev/null' }
+  t.equal(tokenOf(await render(cluster, env)), 'token-operators-already-use', 'the token in the cluster is kept')
+  t.ok(api.requests.includes(`GET /api/v1/namespaces/registry/secrets/${ADMIN_TOKEN_SECRET}`), 'helm asked the cluster for it')
+  // A first install: not in the cluster yet, so a new one.
+  t.match(tokenOf(await render([...cluster, '--namespace', 'other'], env)), /^[A-Za-z0-9]{32,}$/)
+})
+
+t.test('the Grafana dashboard and the alerts read only metrics the proxy exports', async (t) => {
+  // The names the proxy exports, from a running proxy's /metrics; their labels from its registry.
+  const proxy = await startProxy('http://127.0.0.1:9')
+  t.teardown(() => proxy.close())
+  const exposition = await (await fetch(`${proxy.adminUrl}/metrics`)).text()
+  const exported = new Map<string, Set<string>>()
+  const declared = new Map((proxy.app.guard.metrics.registry.getMetricsAsArray() as unknown as { name: string; labelNames?: string[] }[]).map((m) => [m.name, m.labelNames ?? []]))
+  for (const [, name, type] of exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    const labels = new Set(declared.get(name!) ?? [])
+    const names = type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : type === 'summary' ? [name!, `${name}_sum`, `${name}_count`] : [name!]
+    if (type === 'histogram') labels.add('le')
+    for (const n of names) exported.set(n, labels)
+  }
+  t.ok(exported.has('manifest_guard_list_pushes_total') && exported.has('manifest_guard_proxied_bytes_total'), 'the scrape lists the metrics')
+  // Labels Prometheus adds to every series of a target (ServiceMonitor defaults).
+  const TARGET_LABELS = new Set(['namespace', 'job', 'pod', 'instance', 'service', 'container', 'endpoint'])
+
+  const check = (where: string, expr: string): { metrics: string[]; grouping: string[] } => {
+    const refs = promqlRefs(withoutGrafanaIntervals(expr))
+    t.same(refs.errors, [], `${where}: PromQL parses`)
+    const metrics = refs.selectors.map((s) => s.metric)
+    for (const s of refs.selectors) {
+      const labels = exported.get(s.metric)
+      t.ok(labels !== undefined, `${where}: ${s.metric} is exported`)
+      for (const l of s.labels) t.ok(labels?.has(l) === true || TARGET_LABELS.has(l), `${where}: ${s.metric} has label ${l}`)
+    }
+    const known = new Set([...TARGET_LABELS, ...metrics.flatMap((m) => [...(exported.get(m) ?? [])])])
+    for (const l of refs.grouping) t.ok(known.has(l), `${where}: grouping by ${l}, a label of its metrics`)
+    return { metrics, grouping: [...refs.grouping] }
+  }
+
+  const objects = await render(['-f', ALL_ON])
+  const dashboardMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'guard-manifest-guard-dashboard')!
+  const dashboard = JSON.parse(dashboardMap.data!['manifest-guard.json']!) as { uid: string; title: string; templating: { list: { name: string; type: string; query: unknown }[] }; panels: { type: string; title: string; targets?: { expr: string; legendFormat?: string }[] }[] }
+  t.equal(dashboard.uid, 'manifest-guard')
+  t.match(dashboard.templating.list, [{ name: 'datasource', type: 'datasource', query: 'prometheus' }], 'the Prometheus data source is chosen, not assumed')
+  const used = new Set<string>()
+  const grouped = new Set<string>()
+  for (const panel of dashboard.panels.filter((p) => p.type !== 'row')) {
+    t.ok((panel.targets ?? []).length > 0, `panel "${panel.title}" has queries`)
+    for (const target of panel.targets ?? []) {
+      const { metrics, grouping } = check(`panel "${panel.title}"`, target.expr)
+      metrics.forEach((m) => used.add(m))
+      grouping.forEach((g) => grouped.add(g))
+      for (const [, label] of (target.legendFormat ?? '').matchAll(/\{\{\s*(\w+)\s*\}\}/g)) t.ok(grouping.includes(label!) || TARGET_LABELS.has(label!), `panel "${panel.title}": legend {{${label}}} is a label of the result`)
+    }
+  }
+  for (const q of dashboard.templating.list.filter((v) => v.type === 'query')) {
+    const expr = String((q.query as { query: string }).query).replace(/^label_values\((.*), *\w+\)$/, '$1')
+    check(`variable ${q.name}`, expr)
+  }
+  for (const m of ['manifest_guard_list_pushes_total', 'manifest_guard_list_push_problems_total', 'manifest_guard_validation_duration_seconds_bucket', 'manifest_guard_upstream_lookups_total', 'manifest_guard_proxied_bytes_total', 'manifest_guard_proxied_requests_total']) {
+    t.ok(used.has(m), `the dashboard shows ${m}`)
+  }
+  for (const g of ['result', 'cause', 'status_class', 'direction']) t.ok(grouped.has(g), `the dashboard splits by ${g}`)
+
+  const rules = (objects.find((o) => o.kind === 'PrometheusRule')!.spec!['groups'] as { rules: { alert: string; expr: string; labels: Record<string, string>; annotations: Record<string, string> }[] }[]).flatMap((g) => g.rules)
+  t.same(rules.map((r) => r.alert).sort(), ['ManifestGuardAuditDeliveriesFailing', 'ManifestGuardLedgerErrors', 'ManifestGuardLookupsFailing', 'ManifestGuardPassthroughErrors', 'ManifestGuardRejectionsSpike'])
+  for (const rule of rules) {
+    const { metrics } = check(`alert ${rule.alert}`, rule.expr)
+    t.ok(metrics.length > 0, `alert ${rule.alert} reads metrics`)
+    t.match(rule.expr, 'namespace="registry", job="guard-manifest-guard"', `alert ${rule.alert} reads this release's series only`)
+    t.equal(rule.labels['severity'], 'warning')
+    t.ok(rule.annotations['summary'] && rule.annotations['description'], `alert ${rule.alert} says what is wrong`)
+  }
 })
 
 t.test('NOTES tell how to point docker at it', async (t) => {
@@ -151,4 +253,8 @@ t.test('NOTES tell how to point docker at it', async (t) => {
   const defaults = await notes([])
   t.match(defaults, 'port-forward svc/guard-manifest-guard')
   t.match(defaults, 'config.ledger.store=redis', 'warns that replicas with a memory ledger do not share it')
+  t.match(defaults, `get secret ${ADMIN_TOKEN_SECRET} -o jsonpath='{.data.token}'`, "tells where the chart's admin token is")
+  t.match(defaults, 'port-forward deploy/guard-manifest-guard 9465:9465', 'and how to reach the API listener on loopback')
+  t.match(defaults, 'http://127.0.0.1:9465/_guard/')
+  t.match(await notes(['-f', ALL_ON]), 'get secret mg-admin', 'or the Secret named in values')
 })
