@@ -4,7 +4,7 @@ import { checkList } from '../inspect/check-list.js'
 import { RegistryError } from '../oci/error-code.js'
 import { isRepositoryName, parseReference } from '../oci/reference.js'
 import { adminTokenHook } from './admin-auth.js'
-import { registerDecisionsPage } from './decisions-page.js'
+import { parseDecisionFilter, registerDecisionsPage } from './decisions-page.js'
 import { installErrorMapper, sendRegistryError } from './error-mapper.js'
 import { registerRegistryEvents } from './registry-events.js'
 import { type Services, walkLimitsOf } from './services.js'
@@ -17,6 +17,8 @@ import { type Services, walkLimitsOf } from './services.js'
 // who pushed what and can make the proxy read repositories with its lookup credentials.
 
 export const ADMIN_PREFIX = '/_guard/v1'
+/** Most decisions one API call lists. */
+const MAX_DECISIONS_LISTED = 10_000
 
 export interface AdminApps {
   /** /metrics, and the API too unless it has its own listener. */
@@ -60,10 +62,11 @@ async function registerApi(app: FastifyInstance, services: Services): Promise<vo
     async (api) => {
       api.addHook('onRequest', requireToken)
 
-      api.get('/decisions', async (request) => {
-        const q = request.query as Record<string, string | undefined>
-        const limit = Math.min(Math.max(Number(q['limit'] ?? 100) || 100, 1), 10_000)
-        return { decisions: services.decisions.list({ ...(q['repository'] === undefined ? {} : { repository: q['repository'] }), ...(q['result'] === undefined ? {} : { result: q['result'] }), limit }) }
+      api.get('/decisions', async (request, reply) => {
+        const filter = parseDecisionFilter(request.query as Record<string, unknown>, reply, MAX_DECISIONS_LISTED)
+        if (filter === undefined) return reply
+        const { repository, result, limit } = filter
+        return { decisions: services.decisions.list({ ...(repository === undefined ? {} : { repository }), ...(result === undefined ? {} : { result }), limit }) }
       })
 
       // GET /_guard/v1/check/<name>/<tag or digest>: the push-time check of a list already there.

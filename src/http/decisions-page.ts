@@ -57,7 +57,7 @@ const HEADERS = {
   'cache-control': 'no-store',
 }
 
-interface Filter {
+export interface DecisionFilter {
   readonly repository: string | undefined
   readonly result: string | undefined
   readonly limit: number
@@ -66,7 +66,7 @@ interface Filter {
 export function registerDecisionsPage(app: FastifyInstance, decisions: DecisionRing, kept: number): void {
   app.get('/_guard', async (_request, reply) => reply.redirect(PAGE_PATH))
   app.get(PAGE_PATH, async (request, reply) => {
-    const filter = parseFilter(request.query as Record<string, unknown>, reply)
+    const filter = parseDecisionFilter(request.query as Record<string, unknown>, reply, MAX_ROWS)
     if (filter === undefined) return reply
     const rows = decisions.list({
       ...(filter.repository === undefined ? {} : { repository: filter.repository }),
@@ -77,8 +77,8 @@ export function registerDecisionsPage(app: FastifyInstance, decisions: DecisionR
   })
 }
 
-/** The filters, or undefined once a 400 has been sent. Empty fields mean "any". */
-function parseFilter(query: Record<string, unknown>, reply: FastifyReply): Filter | undefined {
+/** The filters (the page's and the API's), or undefined once a 400 has been sent. Empty fields mean "any". */
+export function parseDecisionFilter(query: Record<string, unknown>, reply: FastifyReply, maxRows: number): DecisionFilter | undefined {
   const one = (key: string): string | undefined => {
     const v = query[key]
     const s = Array.isArray(v) ? v[0] : v
@@ -96,13 +96,13 @@ function parseFilter(query: Record<string, unknown>, reply: FastifyReply): Filte
     return undefined
   }
   if (limit !== undefined && !/^\d{1,7}$/.test(limit)) {
-    sendRegistryError(reply, RegistryError.of('UNSUPPORTED', `limit: expected a number of rows from 1 to ${MAX_ROWS}`, undefined, 400))
+    sendRegistryError(reply, RegistryError.of('UNSUPPORTED', `limit: expected a number of rows from 1 to ${maxRows}`, undefined, 400))
     return undefined
   }
-  return { repository, result, limit: Math.min(Math.max(Number(limit ?? DEFAULT_ROWS), 1), MAX_ROWS) }
+  return { repository, result, limit: Math.min(Math.max(Number(limit ?? DEFAULT_ROWS), 1), maxRows) }
 }
 
-function page(rows: readonly DecisionEvent[], filter: Filter, kept: number, now: number): Html {
+function page(rows: readonly DecisionEvent[], filter: DecisionFilter, kept: number, now: number): Html {
   const query = new URLSearchParams({ ...(filter.repository === undefined ? {} : { repository: filter.repository }), ...(filter.result === undefined ? {} : { result: filter.result }) }).toString()
   return html`<!doctype html>
 <html lang="en">

@@ -58,6 +58,11 @@ t.test('metrics move as lists are pushed', async (t) => {
     t.same((await get('?result=rejected')).map((d) => d.reference), ['bad'])
     t.same(await get('?repository=other'), [])
     t.same((await get('?limit=1')).length, 1)
+    for (const bad of ['?result=bogus', '?repository=Not%20A%20Name', '?limit=lots']) {
+      const res = await request(`${proxy.adminUrl}/_guard/v1/decisions${bad}`, { headers: { authorization: 'Bearer admin-secret' } })
+      t.equal(res.statusCode, 400, `${bad}: a 400, as the page answers`)
+      t.match(await res.body.text(), /^\{"errors":\[/)
+    }
 
     const open = await fetch(`${proxy.adminUrl}/metrics`)
     t.equal(open.status, 200, '/metrics stays open for scrapers')
