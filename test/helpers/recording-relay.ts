@@ -9,6 +9,8 @@ export interface RecordedRequest {
   readonly method: string
   readonly url: string
   readonly authorization: string | undefined
+  /** The registry's answer, once it came (502 when the relay could not reach it). */
+  status?: number
 }
 
 export interface RecordingRelay {
@@ -29,20 +31,25 @@ export async function startRecordingRelay(target: string, options: RelayOptions 
   const pool = new Pool(target)
   const requests: RecordedRequest[] = []
   const server: Server = createServer((req, res) => {
-    requests.push({ method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization })
+    const record: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization }
+    requests.push(record)
     if (options.refuseMounts === true && req.method === 'POST' && /[?&]mount=/.test(req.url ?? '')) req.url = (req.url ?? '').replace(/\?.*$/, '')
     const headers = { ...req.headers }
     delete headers.connection
     delete headers['transfer-encoding']
     pool.request({ method: req.method as 'GET', path: req.url ?? '/', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req }).then(
       (up) => {
+        record.status = up.statusCode
         const out = { ...up.headers }
         delete out.connection
         delete out['transfer-encoding']
         res.writeHead(up.statusCode, out as Record<string, string>)
         up.body.pipe(res)
       },
-      (err: Error) => res.writeHead(502).end(err.message),
+      (err: Error) => {
+        record.status = 502
+        res.writeHead(502).end(err.message)
+      },
     )
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
