@@ -4,7 +4,12 @@
 # Listens on 0.0.0.0:5000 (proxy) and 0.0.0.0:9464 (metrics, /_guard/v1). Every setting can
 # come from MANIFEST_GUARD_* variables or the config file at MANIFEST_GUARD_CONFIG.
 
-FROM node:22-bookworm-slim AS build
+# The build stage's image: by default the runtime's own. A build that cannot reach the npm
+# registry passes one whose npm cache holds the locked packages and is set offline (the
+# project's image test does, with scripts/image-base.sh); nothing else differs.
+ARG BUILD_IMAGE=node:22-bookworm-slim
+
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund --ignore-scripts

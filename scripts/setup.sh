@@ -27,13 +27,19 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The docker CLI's `manifest` commands are used by the tests; no daemon is needed. Debian
-# ships the CLI only inside docker.io, whose daemon may not start in a container: a failure
-# here is reported, and the tests that need the CLI say what is missing.
-if ! command -v docker >/dev/null; then
+# Debian's docker engine (docker.io 20.10: /usr/sbin/dockerd and its CLI /usr/bin/docker): the
+# tests start their own dockerd (test/helpers/dockerd.ts) for `docker push`/`pull` and the image
+# test. It is installed even where another docker CLI is on PATH (that one, if any, still serves
+# the daemon-free `docker manifest` tests). mmdebstrap makes the Debian root filesystem of the
+# image test's stand-in base image (scripts/image-base.sh).
+engine=()
+[ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || engine+=(docker.io)
+command -v mmdebstrap >/dev/null || engine+=(mmdebstrap)
+if [ "${#engine[@]}" -gt 0 ]; then
+  echo "setup: installing ${engine[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends docker.io >/dev/null ||
-    echo "setup: could not install docker.io; the tests that drive the docker CLI will fail and say so" >&2
+  # policy-rc.d may refuse to start the packaged service (no systemd here): the tests start their own.
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${engine[@]}" >/dev/null
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)

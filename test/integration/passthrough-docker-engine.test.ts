@@ -1,10 +1,6 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import type { Creds } from '../helpers/clients.js'
-import { assertEngineOk, type DockerEngine, startDockerd } from '../helpers/dockerd.js'
-import { pseudoRandom } from '../helpers/oci-builder.js'
+import { assertEngineOk, buildScratchImage, startDockerd } from '../helpers/dockerd.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startRecordingRelay } from '../helpers/recording-relay.js'
 import { type Registry, startRegistry } from '../helpers/registry.js'
@@ -18,21 +14,6 @@ const engine = await startDockerd()
 t.teardown(() => engine.stop())
 
 const creds: Creds = { user: 'dev', password: 'engine-s3cret' }
-
-/** A two-layer image built FROM scratch with the classic builder, tagged as `tags`. */
-async function buildScratchImage(docker: DockerEngine, seed: string, tags: readonly string[]): Promise<string> {
-  const context = mkdtempSync(join(tmpdir(), 'mg-engine-ctx-'))
-  try {
-    writeFileSync(join(context, 'Dockerfile'), 'FROM scratch\nCOPY base.bin /base.bin\nCOPY app.bin /app.bin\nLABEL org.opencontainers.image.title=manifest-guard-engine-test\n')
-    writeFileSync(join(context, 'base.bin'), pseudoRandom(`${seed}-base`, 64 * 1024))
-    writeFileSync(join(context, 'app.bin'), pseudoRandom(`${seed}-app`, 16 * 1024))
-    assertEngineOk(await docker.docker(['build', '--quiet', ...tags.flatMap((tag) => ['-t', tag]), context]), `docker build ${tags.join(' ')}`)
-    const id = assertEngineOk(await docker.docker(['image', 'inspect', '--format', '{{.Id}}', tags[0]!]), 'docker image inspect').stdout.trim()
-    return id
-  } finally {
-    rmSync(context, { recursive: true, force: true })
-  }
-}
 
 /** `docker push` prints `<tag>: digest: sha256:… size: N` last. */
 function pushedDigest(output: string): string {
