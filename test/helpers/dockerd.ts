@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -139,7 +140,8 @@ async function launch(storageDriver: StorageDriver): Promise<DockerEngine> {
     }
     await stopProcess(child, 'SIGKILL')
     unmountUnder(dir)
-    rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
+    // Gigabytes of image layers on a busy disk can take minutes: not on the event loop.
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 })
   }
 
   try {
