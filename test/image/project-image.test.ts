@@ -31,6 +31,7 @@ t.teardown(() => registry.stop())
 interface Container {
   readonly name: string
   readonly port: number
+  readonly adminPort: number
   logs(): Promise<string>
 }
 
@@ -48,7 +49,7 @@ async function runImage(name: string, env: Record<string, string>, extra: readon
     const r = await engine.docker(['logs', name])
     return r.stdout + r.stderr
   }
-  return { name, port, logs }
+  return { name, port, adminPort, logs }
 }
 
 /** Waits for /healthz through the container's listener; fails with the container's log. */
@@ -196,6 +197,16 @@ t.test('list pushes are validated by the container: stale and broken lists rejec
     .filter((r) => r.event?.startsWith('push.') === true)
     .map((r) => r.event)
   t.same(decisions, ['push.rejected', 'push.rejected', 'push.accepted'], "the container's log holds one decision record per list push")
+
+  // The admin listener of the container: the metrics and the page of recent decisions.
+  const metrics = await request(`http://127.0.0.1:${plain.adminPort}/metrics`)
+  const text = await metrics.body.text()
+  t.match(text, /^manifest_guard_list_pushes_total\{result="rejected"\} 2$/m, 'metrics count the two rejected pushes')
+  t.match(text, /^manifest_guard_list_pushes_total\{result="accepted"\} 1$/m, 'and the accepted one')
+  const page = await request(`http://127.0.0.1:${plain.adminPort}/_guard/`)
+  const html = await page.body.text()
+  t.equal(page.statusCode, 200, 'the decisions page answers')
+  t.match(html, oldAmd.manifest.digest, 'and shows the stale child of the rejected push')
 })
 
 t.test('the docker engine pushes and pulls through the container', async (t) => {
