@@ -1,8 +1,11 @@
 # manifest-guard container image.
 #   docker build -t manifest-guard .
 #   docker run -p 5000:5000 -e MANIFEST_GUARD_UPSTREAM=https://registry.internal manifest-guard
-# Listens on 0.0.0.0:5000 (proxy) and 0.0.0.0:9464 (metrics, /_guard/v1). Every setting can
-# come from MANIFEST_GUARD_* variables or the config file at MANIFEST_GUARD_CONFIG.
+# Listens on 0.0.0.0:5000 (proxy) and 0.0.0.0:9464 (/metrics only). The /_guard/v1 API and the
+# decisions page (who pushed what, checks with lookup credentials) listen inside the container
+# only, on 127.0.0.1:9465; publish them with MANIFEST_GUARD_ADMIN_API_LISTEN=0.0.0.0:9465 and
+# an admin token. Every setting can come from MANIFEST_GUARD_* variables or the config file at
+# MANIFEST_GUARD_CONFIG.
 
 # The build stage's image: by default the runtime's own. A build that cannot reach the npm
 # registry passes one whose npm cache holds the locked packages and is set offline (the
@@ -20,6 +23,7 @@ FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
     MANIFEST_GUARD_LISTEN=0.0.0.0:5000 \
     MANIFEST_GUARD_ADMIN_LISTEN=0.0.0.0:9464 \
+    MANIFEST_GUARD_ADMIN_API_LISTEN=127.0.0.1:9465 \
     MANIFEST_GUARD_CONFIG=/etc/manifest-guard/manifest-guard.yaml
 WORKDIR /app
 COPY --from=build /src/package.json ./package.json

@@ -32,6 +32,7 @@ interface Container {
   readonly name: string
   readonly port: number
   readonly adminPort: number
+  readonly apiPort: number
   logs(): Promise<string>
 }
 
@@ -39,7 +40,14 @@ interface Container {
 async function runImage(name: string, env: Record<string, string>, extra: readonly string[] = []): Promise<Container> {
   const port = await freePort()
   const adminPort = await freePort()
-  const vars = { MANIFEST_GUARD_UPSTREAM: registry.url, MANIFEST_GUARD_LISTEN: `127.0.0.1:${port}`, MANIFEST_GUARD_ADMIN_LISTEN: `127.0.0.1:${adminPort}`, ...env }
+  const apiPort = await freePort()
+  const vars = {
+    MANIFEST_GUARD_UPSTREAM: registry.url,
+    MANIFEST_GUARD_LISTEN: `127.0.0.1:${port}`,
+    MANIFEST_GUARD_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+    MANIFEST_GUARD_ADMIN_API_LISTEN: `127.0.0.1:${apiPort}`,
+    ...env,
+  }
   assertEngineOk(
     await engine.docker(['run', '--detach', '--name', name, '--network', 'host', '--read-only', ...Object.entries(vars).flatMap(([k, v]) => ['--env', `${k}=${v}`]), ...extra, TAG]),
     `docker run ${name}`,
@@ -49,7 +57,7 @@ async function runImage(name: string, env: Record<string, string>, extra: readon
     const r = await engine.docker(['logs', name])
     return r.stdout + r.stderr
   }
-  return { name, port, adminPort, logs }
+  return { name, port, adminPort, apiPort, logs }
 }
 
 /** Waits for /healthz through the container's listener; fails with the container's log. */
@@ -198,14 +206,17 @@ t.test('list pushes are validated by the container: stale and broken lists rejec
     .map((r) => r.event)
   t.same(decisions, ['push.rejected', 'push.rejected', 'push.accepted'], "the container's log holds one decision record per list push")
 
-  // The admin listener of the container: the metrics and the page of recent decisions.
+  // The admin listeners of the container: the metrics, and (on a listener of its own) the page of recent decisions.
   const metrics = await request(`http://127.0.0.1:${plain.adminPort}/metrics`)
   const text = await metrics.body.text()
   t.match(text, /^manifest_guard_list_pushes_total\{result="rejected"\} 2$/m, 'metrics count the two rejected pushes')
   t.match(text, /^manifest_guard_list_pushes_total\{result="accepted"\} 1$/m, 'and the accepted one')
-  const page = await request(`http://127.0.0.1:${plain.adminPort}/_guard/`)
+  const onMetrics = await request(`http://127.0.0.1:${plain.adminPort}/_guard/`)
+  await onMetrics.body.dump()
+  t.equal(onMetrics.statusCode, 404, 'the published metrics port does not serve the decisions')
+  const page = await request(`http://127.0.0.1:${plain.apiPort}/_guard/`)
   const html = await page.body.text()
-  t.equal(page.statusCode, 200, 'the decisions page answers')
+  t.equal(page.statusCode, 200, 'the decisions page answers on the API listener')
   t.match(html, oldAmd.manifest.digest, 'and shows the stale child of the rejected push')
 })
 

@@ -33,6 +33,8 @@ t.test('the Dockerfile copies what exists and starts what the README documents',
   t.notMatch(runtime, /npm (ci|install)/, 'no installs at runtime')
   t.match(runtime, /MANIFEST_GUARD_CONFIG=/)
   t.match(runtime, /MANIFEST_GUARD_LISTEN=0\.0\.0\.0:5000/)
+  t.match(runtime, /MANIFEST_GUARD_ADMIN_LISTEN=0\.0\.0\.0:9464/, 'metrics published')
+  t.match(runtime, /MANIFEST_GUARD_ADMIN_API_LISTEN=127\.0\.0\.1:9465/, 'the admin API and the decisions page inside the container only')
   for (const m of dockerfile.matchAll(/^COPY (?!--from)(.+)$/gm)) {
     const sources = (m[1] as string).trim().split(/\s+/).slice(0, -1)
     for (const s of sources) t.ok(existsSync(new URL(`../../${s}`, import.meta.url)), `COPY ${s} exists`)
