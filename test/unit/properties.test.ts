@@ -12,11 +12,12 @@ import { MemorySource } from '../helpers/memory-source.js'
 
 const RUNS = 300
 
-/** A tree as JSON.parse would see it: the last of equal keys wins. */
+/** A tree as JSON.parse would see it: the last of equal keys wins. No prototype, so that a
+ *  "__proto__" key is an own member, as JSON.parse makes it, not a prototype change. */
 function plain(v: JsonValue): unknown {
   if (Array.isArray(v)) return v.map(plain)
   if (isJsonObject(v)) {
-    const out: Record<string, unknown> = {}
+    const out = Object.create(null) as Record<string, unknown>
     for (const [k, x] of v.members) out[k] = plain(x)
     return out
   }
@@ -34,6 +35,15 @@ t.test('the JSON tree agrees with JSON.parse on every JSON document', async (t) 
     { numRuns: RUNS },
   )
   t.pass('agrees')
+})
+
+t.test('a "__proto__" key is an ordinary member, as JSON.parse and Go read it', async (t) => {
+  const text = '{"__proto__":{"polluted":1},"x":[{"__proto__":0}]}'
+  const r = parseJsonTree(Buffer.from(text))
+  t.ok('value' in r, 'parsed')
+  if (!('value' in r)) return
+  t.equal(JSON.stringify(plain(r.value)), JSON.stringify(JSON.parse(text)), 'same members as JSON.parse')
+  t.equal(({} as Record<string, unknown>)['polluted'], undefined, 'no prototype touched')
 })
 
 t.test('the JSON tree refuses exactly what JSON.parse refuses', async (t) => {
