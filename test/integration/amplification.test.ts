@@ -25,7 +25,9 @@ t.test('amplification and memory', async (t) => {
     const elapsed = performance.now() - started
     const text = await res.text()
     t.equal(res.status, 400)
-    t.ok(elapsed < 5_000, `answered in ${Math.round(elapsed)} ms (was 11 s)`)
+    // The request count and the answer's size are the measure; this bound only catches a hang
+    // (about 230 ms here when the machine is idle).
+    t.ok(elapsed < 30_000, `answered in ${Math.round(elapsed)} ms (was 11 s)`)
     t.ok(text.length < 16_384, `an answer of ${text.length} bytes (was 7.4 MB)`)
     const errors = (JSON.parse(text) as { errors: { message: string }[] }).errors
     t.equal(errors.length, 1, 'one problem: the one missing child')
