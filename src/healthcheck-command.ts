@@ -9,7 +9,10 @@ import { ConfigError, loadConfig } from './config/load.js'
 
 /** Docker's HEALTHCHECK reads 0 healthy, 1 unhealthy; 2 is reserved, so never used here. */
 const UNHEALTHY = 1
-/** Under the image's HEALTHCHECK --timeout (5 s), so the reason is printed before Docker gives up. */
+/**
+ * For the request alone, well under the image's HEALTHCHECK --timeout (10 s), which also pays
+ * for starting Node: the reason is printed before Docker gives up. /healthz answers in ms.
+ */
 const TIMEOUT_MS = 4_000
 
 export async function runHealthcheck(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Promise<number> {
