@@ -1,18 +1,40 @@
 #!/usr/bin/env bash
 # The stale-list story with the real docker CLI, through manifest-guard and then straight to
-# the registry: what docker prints in each case. Starts its own registry and proxy on free
-# loopback ports (the proxy's admin listener too, so it runs beside a proxy already started
-# by scripts/run-local.sh) and stops them at the end. Needs `npm run build` (npm run demo does it).
+# the registry: what docker prints in each case. Starts its own registry and proxy (proxy and
+# admin listener both) on free loopback ports, so it runs beside a proxy that already holds
+# the default ones (scripts/run-local.sh: 5001 and 9464), and stops them at the end. When
+# either does not start, it stops with that process's own error. MANIFEST_GUARD_* settings in
+# the environment apply to its proxy as to any. Needs `npm run build` (npm run demo does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
-free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-REG_PORT=$(free_port)
-PROXY_PORT=$(free_port)
-ADMIN_PORT=$(free_port)
+# Three ports at once, all held until all are known, so no two are the same.
+read -r REG_PORT PROXY_PORT ADMIN_PORT < <(node -e '
+  const net = require("net"); const held = []
+  const next = () => { const s = net.createServer(); s.listen(0, "127.0.0.1", () => { held.push(s); held.length < 3 ? next() : (console.log(held.map((h) => h.address().port).join(" ")), held.forEach((h) => h.close())) }) }
+  next()')
 cleanup() { kill "${proxy_pid:-}" "${registry_pid:-}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+
+# Waits until URL answers; if the process PID exits (or time runs out) first, prints its log
+# and stops the demo: the reason is in there, not in what a client would print next.
+await_up() {
+  local name=$1 pid=$2 url=$3 log=$4
+  for _ in $(seq 300); do
+    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" && code=0 || code=$?
+      echo "demo: $name did not start (exit $code):" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "demo: $name did not answer $url within 30 s:" >&2
+  cat "$log" >&2
+  exit 1
+}
 
 cat >"$work/registry.yml" <<YAML
 version: 0.1
@@ -21,19 +43,9 @@ storage: { filesystem: { rootdirectory: $work/data }, delete: { enabled: true } 
 http: { addr: 127.0.0.1:$REG_PORT }
 YAML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 & registry_pid=$!
+await_up "the registry" "$registry_pid" "http://127.0.0.1:$REG_PORT/v2/" "$work/registry.log"
 node dist/src/cli.js --upstream "http://127.0.0.1:$REG_PORT" --listen "127.0.0.1:$PROXY_PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --log-level warn >"$work/proxy.log" 2>&1 & proxy_pid=$!
-ready=0
-for _ in $(seq 100); do
-  if curl -fsS -o /dev/null "http://127.0.0.1:$PROXY_PORT/readyz" 2>/dev/null; then ready=1; break; fi
-  # The proxy gave up (a bad setting, a port taken): say so in its own words.
-  kill -0 "$proxy_pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ "$ready" != 1 ]; then
-  echo "demo: manifest-guard did not start:" >&2
-  cat "$work/proxy.log" >&2
-  exit 1
-fi
+await_up manifest-guard "$proxy_pid" "http://127.0.0.1:$PROXY_PORT/readyz" "$work/proxy.log"
 
 export DOCKER_CONFIG="$work/docker"
 mkdir -p "$DOCKER_CONFIG"

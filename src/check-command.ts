@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from './config/load.js'
 import { type Config, FIELDS } from './config/schema.js'
+import { policyResolver } from './http/policy.js'
 import { createLedger, walkLimitsOf } from './http/services.js'
 import { type CheckResult, checkList } from './inspect/check-list.js'
 import type { LookupContext } from './oci/content-lookup.js'
@@ -19,8 +20,8 @@ import { RegistryClient } from './upstream/registry-client.js'
 export const CHECK_USAGE = `usage: manifest-guard check [options] REGISTRY/NAME[:TAG|@DIGEST]
 
 Checks a list, index or image already in a registry: every child manifest and every blob,
-in its own repository. Exit code 0 when sound, 1 when broken, 3 when it could not be
-checked, 2 for bad usage.
+in its own repository. Exit code 0 when sound (warnings are printed), 1 when broken, 3 when
+it could not be checked, 2 for bad usage.
 
   --all-tags            check every tag of the repository (a progress line on a terminal)
   --json                one JSON document on stdout instead of text
@@ -28,12 +29,14 @@ checked, 2 for bad usage.
   --username USER       registry credentials (Basic, or for the token flow)
   --password-stdin      read the password from standard input
                         (or MANIFEST_GUARD_CHECK_PASSWORD; never on the command line)
-  --token TOKEN         a bearer token to send as is
+  --token-stdin         read a bearer token to send as is from standard input
+                        (or MANIFEST_GUARD_CHECK_TOKEN; never on the command line)
   --timeout-ms MS       time budget per list (the setting validation.timeoutMs)
 
 Every setting of the proxy is read as the proxy reads it (flags, MANIFEST_GUARD_* variables,
---config FILE): validation.maxDepth, maxDescriptors, concurrency, candidateRepositories, and
-the ledger (ledger.store: redis with ledger.redisUrl shares the proxy's push history).
+--config FILE): validation.maxDepth, maxDescriptors, concurrency, candidateRepositories,
+staleChild and rules, and the ledger (ledger.store: redis with ledger.redisUrl shares the
+proxy's push history: only with it can stale and deleted children be named).
 `
 
 export class UsageError extends Error {}
@@ -87,7 +90,7 @@ const CHECK_FLAGS = {
   'plain-http': { type: 'boolean' },
   username: { type: 'string' },
   'password-stdin': { type: 'boolean' },
-  token: { type: 'string' },
+  'token-stdin': { type: 'boolean' },
   'timeout-ms': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -112,6 +115,11 @@ function splitArgs(argv: readonly string[]): { own: string[]; settings: string[]
 }
 
 export async function runCheck(argv: readonly string[], io: CheckIo): Promise<number> {
+  // A token is a secret: refused as a flag for the reason the proxy refuses its secret flags.
+  if (argv.some((a) => a === '--token' || a.startsWith('--token='))) {
+    io.stderr.write("manifest-guard check: --token: a secret is never taken as a flag (every user of the machine can read flags in ps); use --token-stdin or set MANIFEST_GUARD_CHECK_TOKEN\n")
+    return 2
+  }
   const { own, settings } = splitArgs(argv)
   let parsed
   try {
@@ -132,6 +140,7 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
     if (positionals.length !== 1) throw new UsageError('give exactly one REGISTRY/NAME[:TAG]')
     target = parseTarget(positionals[0] as string)
     if (values['all-tags'] === true && target.reference !== undefined) throw new UsageError('--all-tags takes REGISTRY/NAME without a tag')
+    if (values['password-stdin'] === true && values['token-stdin'] === true) throw new UsageError('standard input holds a password or a token, not both')
     config = loadConfig({ argv: settings, env: io.env })
     timeoutMs = values['timeout-ms'] === undefined ? config.validation.timeoutMs : timeoutFlag(values['timeout-ms'])
   } catch (err) {
@@ -139,14 +148,20 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
     io.stderr.write(`manifest-guard check: ${err.message}\n\n${CHECK_USAGE}`)
     return 2
   }
-  const password = values['password-stdin'] === true ? io.readStdin().replace(/\r?\n$/, '') : io.env['MANIFEST_GUARD_CHECK_PASSWORD']
+  const stdin = values['password-stdin'] === true || values['token-stdin'] === true ? io.readStdin().replace(/\r?\n$/, '') : undefined
+  const password = values['password-stdin'] === true ? stdin : io.env['MANIFEST_GUARD_CHECK_PASSWORD']
+  const token = values['token-stdin'] === true ? stdin : io.env['MANIFEST_GUARD_CHECK_TOKEN']
   const scheme = values['plain-http'] === true || isLoopback(target.host) ? 'http' : 'https'
   const client = new RegistryClient({ origin: `${scheme}://${target.host}`, connections: config.validation.concurrency, connectTimeoutMs: config.upstreamTimeouts.connectMs, headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs })
   const source = new CachedSource(client, new ManifestCache(config.cache.maxManifestBytes))
   const ledger = createLedger(config)
   const limits = { ...walkLimitsOf(config), timeoutMs }
+  // Judged as a push to this repository would be: validation.staleChild and its rules.
+  const { staleChild } = policyResolver(config)(target.repository)
   const ctx: LookupContext =
-    values.token !== undefined ? { authorization: `Bearer ${values.token}` } : { authorization: undefined, credentials: { ...(values.username === undefined ? {} : { username: values.username, password: password ?? '' }) } }
+    token !== undefined && token !== '' && values.username === undefined
+      ? { authorization: `Bearer ${token}` }
+      : { authorization: undefined, credentials: { ...(values.username === undefined ? {} : { username: values.username, password: password ?? '' }) } }
   try {
     let references = target.reference === undefined ? ['latest'] : [target.reference]
     if (values['all-tags'] === true) {
@@ -168,6 +183,7 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
         reference,
         limits,
         candidatePatterns: config.validation.candidateRepositories,
+        staleChild,
         ctx,
         registryHost: target.host,
       })
@@ -179,8 +195,12 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
     const unchecked = results.filter((r) => r.status === 'unchecked').length
     if (values.json === true) {
       io.stdout.write(`${JSON.stringify(values['all-tags'] === true ? { repository: target.repository, results, broken, unchecked } : results[0], null, 2)}\n`)
-    } else if (values['all-tags'] === true) {
-      io.stdout.write(`\n${results.length} checked: ${results.length - broken - unchecked} sound, ${broken} broken, ${unchecked} not checked\n`)
+    } else {
+      if (values['all-tags'] === true) io.stdout.write(`\n${results.length} checked: ${results.length - broken - unchecked} sound, ${broken} broken, ${unchecked} not checked\n`)
+      if (broken > 0 && config.ledger.store === 'memory') {
+        // A check is a process of its own: its memory ledger is empty.
+        io.stderr.write('manifest-guard check: note: no push ledger (ledger.store is memory), so a stale or deleted child reads as never pushed; set ledger.store: redis and ledger.redisUrl to the ledger the proxies share\n')
+      }
     }
     return broken > 0 ? 1 : unchecked > 0 ? 3 : 0
   } finally {
@@ -200,7 +220,10 @@ function formatResult(r: CheckResult): string {
   if (r.status === 'sound') return `${head}  ${r.kind}: sound (${r.children} children, ${r.blobs} blobs checked)\n`
   if (r.status === 'unchecked') return `${head}  NOT CHECKED: ${r.reason}\n`
   const lines = r.errors.map((e) => `  - ${e.code.toLowerCase().replaceAll('_', ' ')}: ${e.message}`)
-  return `${head}  ${r.kind}: BROKEN, ${r.errors.length} problem${r.errors.length === 1 ? '' : 's'}\n${lines.join('\n')}\n`
+  if (r.ledgerError !== undefined) lines.push(`  (the push ledger could not be read: ${r.ledgerError}; stale and deleted children may read as never pushed)`)
+  const count = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`
+  const verdict = r.status === 'warned' ? `sound, with ${count(r.errors.length, 'warning')}` : `BROKEN, ${count(r.errors.length, 'problem')}`
+  return `${head}  ${r.kind}: ${verdict}\n${lines.join('\n')}\n`
 }
 
 export function readStdinSync(): string {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { decide } from '../diagnose/decision.js'
+import { decide, wireError } from '../diagnose/decision.js'
 import type { Prober } from '../diagnose/prober.js'
 import type { Problem } from '../diagnose/problem.js'
 import type { LedgerStore } from '../ledger/push-record.js'
@@ -25,9 +25,12 @@ export interface CheckInput {
   readonly ctx: LookupContext
   /** How the registry is addressed in fix commands. */
   readonly registryHost: string
+  /** validation.staleChild for this repository, as a push would be judged (default reject). */
+  readonly staleChild?: 'reject' | 'warn'
 }
 
-export type CheckStatus = 'sound' | 'broken' | 'unchecked'
+/** `warned`: sound, with problems a push would be forwarded with (and logged as push.warned). */
+export type CheckStatus = 'sound' | 'warned' | 'broken' | 'unchecked'
 
 export interface CheckResult {
   readonly repository: string
@@ -41,7 +44,10 @@ export interface CheckResult {
   /** Why it could not be checked (`unchecked`). */
   readonly reason?: string
   readonly problems: readonly Problem[]
+  /** What a push would be answered (`broken`), or warned of (`warned`). */
   readonly errors: readonly WireError[]
+  /** The push ledger could not be read: stale and deleted children may show as never pushed. */
+  readonly ledgerError?: string
   readonly id: string
 }
 
@@ -77,15 +83,21 @@ export async function checkList(input: CheckInput): Promise<CheckResult> {
     candidatePatterns: input.candidatePatterns,
     ctx,
   })
-  const decision = decide(
-    investigation.problems,
-    { mode: 'enforce', staleChild: 'reject', onLookupFailure: 'reject', retryAfterSeconds: 0 },
-    { registryHost: input.registryHost, repository, reference, requestId: id, client: 'other', childTags: investigation.childTags },
-  )
+  const messages = { registryHost: input.registryHost, repository, reference, requestId: id, client: 'other' as const, childTags: investigation.childTags }
+  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild ?? 'reject', onLookupFailure: 'reject', retryAfterSeconds: 0 }, messages)
   const counts = { children: walk.stats.manifestsChecked - (manifest.kind === 'image' ? 1 : 0), blobs: walk.stats.blobsChecked }
-  const common = { ...base, ...counts, digest, mediaType: manifest.mediaType, kind: describeMediaType(manifest.mediaType), problems: investigation.problems }
+  const common = {
+    ...base,
+    ...counts,
+    digest,
+    mediaType: manifest.mediaType,
+    kind: describeMediaType(manifest.mediaType),
+    problems: investigation.problems,
+    ...(investigation.ledgerError === undefined ? {} : { ledgerError: investigation.ledgerError }),
+  }
   if (decision.verdict === 'accepted') return { ...common, status: 'sound' }
   if (decision.verdict === 'rejected') return { ...common, status: 'broken', errors: decision.error?.errors ?? [] }
+  if (decision.verdict === 'warned') return { ...common, status: 'warned', errors: decision.problems.map((p) => wireError(p, messages)) }
   const reason =
     decision.verdict === 'deferred' ? 'the registry refused the credentials for some lookups' : (decision.error?.errors[0]?.message ?? 'lookups failed')
   return { ...common, status: 'unchecked', reason }

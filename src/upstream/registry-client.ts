@@ -276,7 +276,7 @@ export class RegistryClient {
       this.#onRequest?.(kind, res.statusCode)
       if (res.statusCode === 401 && ctx.credentials !== undefined && ctx.authorization === undefined) {
         // Acting on its own behalf (check): answer the challenge once, then retry.
-        const answer = await this.#authorizer.authorize(header(res.headers, 'www-authenticate'), ctx.credentials)
+        const answer = await this.#authorizer.authorize(header(res.headers, 'www-authenticate'), ctx.credentials, ctx.signal)
         await res.body.dump()
         if ('failed' in answer) return { status: 'failed', reason: answer.failed }
         if ('value' in answer) {

@@ -42,7 +42,8 @@ export type Authorization = { readonly value: string } | { readonly unanswered: 
 export class TokenAuthorizer {
   readonly #tokens = new Map<string, { value: string; until: number }>()
 
-  async authorize(challengeHeader: string | undefined, credentials: Credentials): Promise<Authorization> {
+  /** `signal`: the caller's deadline (a check's time budget) also bounds the token request. */
+  async authorize(challengeHeader: string | undefined, credentials: Credentials, signal?: AbortSignal): Promise<Authorization> {
     const challenge = parseChallenge(challengeHeader)
     const basic = credentials.username === undefined ? undefined : `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`
     if (challenge?.scheme === 'basic') return basic === undefined ? { unanswered: true } : { value: basic }
@@ -62,8 +63,9 @@ export class TokenAuthorizer {
     }
     let res: Awaited<ReturnType<typeof request>>
     try {
-      res = await request(url, { headers: basic === undefined ? {} : { authorization: basic }, headersTimeout: TOKEN_TIMEOUT_MS, bodyTimeout: TOKEN_TIMEOUT_MS })
+      res = await request(url, { headers: basic === undefined ? {} : { authorization: basic }, headersTimeout: TOKEN_TIMEOUT_MS, bodyTimeout: TOKEN_TIMEOUT_MS, signal: signal ?? null })
     } catch (err) {
+      if (signal?.aborted === true) return { failed: `the token server ${url.origin} did not answer within the time limit` }
       const e = err as { code?: string; cause?: { code?: string }; message?: string }
       return { failed: `the token server ${url.origin} could not be reached (${e.code ?? e.cause?.code ?? e.message ?? 'error'})` }
     }

@@ -99,13 +99,19 @@ export async function spawnProxy(args: readonly string[], env: Record<string, st
   const url = `${scheme}://127.0.0.1:${port}`
   // A test's self-signed certificate is not what this wait is about.
   const insecure = new Agent({ connect: { rejectUnauthorized: false } })
+  // Generous: a Node start on a loaded 2-core machine can take many seconds. A proxy that
+  // never comes up is stopped, or its open pipes would keep the test file from ending.
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`proxy exited with ${child.exitCode}: ${out}`)
     const res = await request(`${url}/healthz`, { dispatcher: insecure }).catch(() => undefined)
     await res?.body.dump()
     return res?.statusCode === 200
-  }, 15_000, 'the proxy to start')
-  await insecure.close()
+  }, 60_000, 'the proxy to start')
+    .catch(async (err: unknown) => {
+      await stopProcess(child)
+      throw err
+    })
+    .finally(() => insecure.close())
   return {
     url,
     adminUrl: `http://127.0.0.1:${adminPort}`,

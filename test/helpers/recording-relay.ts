@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net'
 import { Pool } from 'undici'
 
 // An HTTP relay between the proxy and the registry that records every request the proxy
-// makes (method, path, Authorization), to check what the proxy sends on whose behalf.
+// makes (method, path, Authorization), to check what the proxy sends on whose behalf; and,
+// with `beforeForward`, acts on the registry between the proxy's checks and its forwarding.
 
 export interface RecordedRequest {
   readonly method: string
@@ -25,15 +26,18 @@ export interface RelayOptions {
    * repositories do not share storage (distribution itself always mounts what it holds).
    */
   readonly refuseMounts?: boolean
+  /** Runs (and is awaited) before a request goes on to the registry. */
+  readonly beforeForward?: (request: RecordedRequest) => Promise<void>
 }
 
 export async function startRecordingRelay(target: string, options: RelayOptions = {}): Promise<RecordingRelay> {
   const pool = new Pool(target)
   const requests: RecordedRequest[] = []
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer(async (req, res) => {
     const record: RecordedRequest = { method: req.method ?? '', url: req.url ?? '', authorization: req.headers.authorization }
     requests.push(record)
     if (options.refuseMounts === true && req.method === 'POST' && /[?&]mount=/.test(req.url ?? '')) req.url = (req.url ?? '').replace(/\?.*$/, '')
+    await options.beforeForward?.(record)
     const headers = { ...req.headers }
     delete headers.connection
     delete headers['transfer-encoding']

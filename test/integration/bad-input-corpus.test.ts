@@ -1,6 +1,7 @@
 import { connect } from 'node:net'
 import t from 'tap'
 import { json, startFakeRegistry } from '../helpers/fake-registry.js'
+import { heapAfterGc } from '../helpers/heap.js'
 import { MT } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { rawRequest } from '../helpers/raw-http.js'
@@ -61,7 +62,7 @@ t.test('the bad-input corpus', async (t) => {
   t.teardown(() => fake.close())
   const proxy = await startProxy(fake.url)
   t.teardown(() => proxy.close())
-  const heapBefore = process.memoryUsage().heapUsed
+  const heapBefore = heapAfterGc()
 
   for (const e of CORPUS) {
     const started = performance.now()
@@ -77,7 +78,8 @@ t.test('the bad-input corpus', async (t) => {
     t.equal(res.status, e.status, `${e.name}: ${e.status}`)
     t.equal(body.errors?.[0]?.code, e.code, `${e.name}: ${e.code} (${body.errors?.[0]?.message})`)
     t.match(String(res.headers['content-type']), /^application\/json/, `${e.name}: application/json`)
-    t.ok(elapsed < 3_000, `${e.name}: answered in ${elapsed.toFixed(0)} ms`)
+    // A bound for a hang, not a speed target: a loaded 2-core machine takes seconds at times.
+    t.ok(elapsed < 15_000, `${e.name}: answered in ${elapsed.toFixed(0)} ms`)
   }
   t.same(fake.requests, [], 'none of it reached the registry, not even as a lookup')
 
@@ -95,7 +97,7 @@ t.test('the bad-input corpus', async (t) => {
     t.match(res, /"code":"UNSUPPORTED","message":"manifest-guard: request headers larger than 16 KiB"/)
   })
 
-  const heapAfter = process.memoryUsage().heapUsed
+  const heapAfter = heapAfterGc()
   t.ok(heapAfter - heapBefore < 64 << 20, `heap grew ${((heapAfter - heapBefore) / 2 ** 20).toFixed(0)} MiB over the corpus`)
   const health = await rawRequest(proxy.url, 'GET', '/healthz')
   t.equal(health.status, 200, 'the process keeps serving')

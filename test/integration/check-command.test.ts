@@ -1,9 +1,12 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import t from 'tap'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { CLI, spawnProxy } from '../helpers/proxy.js'
+import { CLI, spawnProxy, startProxy } from '../helpers/proxy.js'
 import { startRedis } from '../helpers/redis.js'
 import { startRegistry } from '../helpers/registry.js'
-import { basic, pushChildren, pushImage, putManifest } from '../helpers/registry-http.js'
+import { basic, deleteManifest, pushChildren, pushImage, putManifest } from '../helpers/registry-http.js'
 import { startTokenServer } from '../helpers/token-server.js'
 import { run } from '../helpers/tools.js'
 
@@ -123,4 +126,75 @@ t.test("check reads the proxy's settings: its flags validated, its candidate rep
   t.match(withLedger.stdout, 'has been deleted since')
   const without = await check([`${registry.host}/team/app:2.0`])
   t.match(without.stdout, 'has no record of it being pushed', 'without the ledger it cannot be named')
+})
+
+t.test('a list with only warnings is sound, with the warnings shown (it was NOT CHECKED, exit 3)', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check-warned' })
+  await pushImage(registry.url, 'team/app', amd)
+  t.equal((await putManifest(registry.url, 'team/app', '1.0', buildIndex([amd, amd]).manifest)).status, 201, 'the registry stores a list naming one child twice')
+  const r = await check([`${registry.host}/team/app:1.0`])
+  t.equal(r.code, 0, `exit 0 (${r.stdout}${r.stderr})`)
+  t.match(r.stdout, 'OCI image index: sound, with 1 warning')
+  t.match(r.stdout, `names ${amd.manifest.digest} (linux/amd64) twice`)
+  const json = JSON.parse((await check(['--json', `${registry.host}/team/app:1.0`])).stdout) as unknown
+  t.match(json, { status: 'warned', problems: [{ cause: 'duplicate-entry' }] })
+})
+
+t.test('a stale child that still exists: named from the Redis ledger of a config file, judged by validation.staleChild', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url, { ledger: { store: 'redis', redisUrl: redis.url } })
+  t.teardown(() => proxy.close())
+  const old = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check-stale-old' })
+  const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'check-stale' })
+  const rebuilt = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check-stale-new' })
+  await pushImage(proxy.url, 'team/app', old, '1.0-amd64')
+  await pushImage(proxy.url, 'team/app', arm, '1.0-arm64')
+  t.equal((await putManifest(proxy.url, 'team/app', '1.0', buildIndex([old, arm]).manifest)).status, 201)
+  await pushImage(proxy.url, 'team/app', rebuilt, '1.0-amd64')
+  const target = `${registry.host}/team/app:1.0`
+  const dir = mkdtempSync(join(tmpdir(), 'mg-check-'))
+  const file = join(dir, 'guard.yaml')
+  writeFileSync(file, `ledger:\n  store: redis\n  redisUrl: ${redis.url}\n`)
+
+  const blind = await check([target])
+  t.equal(blind.code, 0, 'without the ledger, a stale child that still exists looks sound')
+  const stale = await check(['--config', file, target])
+  t.equal(stale.code, 1, `with the ledger of the config file: broken (${stale.stderr})`)
+  t.match(stale.stdout, `stale child ${old.manifest.digest} (linux/amd64) is an old build: team/app:1.0-amd64 has been pushed again since`)
+  const warned = await check([target], { MANIFEST_GUARD_CONFIG: file, MANIFEST_GUARD_VALIDATION_STALE_CHILD: 'warn' })
+  t.equal(warned.code, 0, 'validation.staleChild: warn forwards such a push, so the check warns')
+  t.match(warned.stdout, 'sound, with 1 warning')
+
+  t.equal(await deleteManifest(registry.url, 'team/app', old.manifest.digest), 202)
+  const unknown = await check([target])
+  t.equal(unknown.code, 1)
+  t.match(unknown.stdout, 'no record of it being pushed')
+  t.match(unknown.stderr, 'note: no push ledger (ledger.store is memory)', 'and it says why it cannot tell more')
+})
+
+t.test('a bearer token comes from standard input or the environment, never a flag', async (t) => {
+  const tokens = await startTokenServer({ users: { ci: { password: 'ci-pw', grants: { 'team/**': ['pull', 'push'] } } } })
+  t.teardown(() => tokens.close())
+  const registry = await startRegistry({ token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
+  t.teardown(() => registry.stop())
+  const scope = encodeURIComponent('repository:team/app:pull,push')
+  const granted = await fetch(`${tokens.realm}?service=${tokens.service}&scope=${scope}`, { headers: { authorization: basic('ci', 'ci-pw') } })
+  const token = ((await granted.json()) as { token: string }).token
+  const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check-token' })
+  await pushImage(registry.url, 'team/app', amd, undefined, `Bearer ${token}`)
+  await putManifest(registry.url, 'team/app', '1.0', buildIndex([amd]).manifest, `Bearer ${token}`)
+  const target = `${registry.host}/team/app:1.0`
+
+  const flag = await check(['--token', token, target])
+  t.equal(flag.code, 2)
+  t.equal(flag.stderr, 'manifest-guard check: --token: a secret is never taken as a flag (every user of the machine can read flags in ps); use --token-stdin or set MANIFEST_GUARD_CHECK_TOKEN\n')
+  const stdin = await check(['--token-stdin', target], {}, `${token}\n`)
+  t.equal(stdin.code, 0, `--token-stdin: sound (${stdin.stdout}${stdin.stderr})`)
+  const env = await check([target], { MANIFEST_GUARD_CHECK_TOKEN: token })
+  t.equal(env.code, 0, 'MANIFEST_GUARD_CHECK_TOKEN: sound')
 })

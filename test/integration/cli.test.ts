@@ -11,12 +11,16 @@ t.test('bad flags or config: one line naming the key, non-zero exit', async (t) 
     { args: ['--upstream', 'ftp://x'], message: /^manifest-guard: invalid config: upstream \(flag --upstream\)/ },
     { args: ['--bogus'], message: /^manifest-guard: invalid flags: Unknown option '--bogus'/ },
     { args: [], env: { MANIFEST_GUARD_VALIDATION_MODE: 'maybe' }, message: /validation\.mode \(environment MANIFEST_GUARD_VALIDATION_MODE\)/ },
+    // A secret is never a flag (ps shows flags to every user); the value is not echoed.
+    { args: ['--admin-token', 'Sekr1t-value'], message: /^manifest-guard: invalid flags: --admin-token: a secret is never taken as a flag .*MANIFEST_GUARD_ADMIN_TOKEN.*admin\.tokenFile \(--admin-token-file\)/ },
+    { args: ['--ledger-redis-password=Sekr1t-value'], message: /^manifest-guard: invalid flags: --ledger-redis-password: a secret is never taken as a flag/ },
   ]
   for (const c of cases) {
     const r = await run(process.execPath, [CLI, ...c.args], { env: { ...process.env, ...c.env }, timeoutMs: 15_000 })
     t.equal(r.code, 2, `${c.args.join(' ')}: exit code 2`)
     t.match(r.stderr, c.message)
     t.equal(r.stderr.trim().split('\n').length, 1, 'exactly one line')
+    t.notMatch(r.stderr, 'Sekr1t-value', 'no secret echoed')
   }
 })
 

@@ -47,6 +47,7 @@ t.test('one decision record per rejected push, with every field, and no credenti
     children: 2,
     blobs: 2,
   })
+  t.same(r['identity'], { kind: 'basic', user: USER }, 'the registry answered lookups carrying this password: not claimed')
   t.type(r['upstreamRequests'], 'number')
   t.type(r['cacheHits'], 'number')
   t.type(r['latencyMs'], 'number')
@@ -54,7 +55,7 @@ t.test('one decision record per rejected push, with every field, and no credenti
   t.match(errors[0]!.message, `[manifest-guard request ${String(r['requestId'])}]`, 'the id the user sees is the id in the log')
   t.match(r['problems'], [{ cause: 'never-pushed', digest: gone.manifest.digest, platforms: ['linux/arm64'], object: 'child manifest' }])
 
-  t.test('a Basic user whose password the registry refused is only claimed', async (t) => {
+  await t.test('a Basic user whose password the registry refused is only claimed', async (t) => {
     const wrong = `Basic ${Buffer.from(`${USER}:not-the-password`).toString('base64')}`
     const res = await fetch(`${proxy.url}/v2/team/app/manifests/3.0`, { method: 'PUT', headers: { authorization: wrong, 'content-type': list.manifest.mediaType }, body: list.manifest.bytes })
     t.equal(res.status, 401, "the registry's own answer")
@@ -63,7 +64,7 @@ t.test('one decision record per rejected push, with every field, and no credenti
     t.notMatch(proxy.logs.raw.join(''), 'not-the-password')
   })
 
-  t.test('a token the registry never accepted gives only a claimed subject', async (t) => {
+  await t.test('a token the registry never accepted gives only a claimed subject', async (t) => {
     const payload = Buffer.from(JSON.stringify({ sub: 'ci-robot' })).toString('base64url')
     const token = `eyJhbGciOiJub25lIn0.${payload}.c2lnbmF0dXJl`
     await fetch(`${proxy.url}/v2/team/app/manifests/2.0`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': list.manifest.mediaType }, body: list.manifest.bytes })
@@ -73,6 +74,7 @@ t.test('one decision record per rejected push, with every field, and no credenti
     t.notMatch(proxy.logs.raw.join(''), 'c2lnbmF0dXJl')
   })
 
+  // After the subtests above (awaited), so their lines are searched too.
   const everything = proxy.logs.raw.join('')
   t.notMatch(everything, PASSWORD, 'no password in any log line')
   t.notMatch(everything, auth.slice(6), 'no Basic credentials in any log line')

@@ -16,6 +16,7 @@ function hold(port: number): Promise<Server | undefined> {
 t.test('the demo runs beside a proxy holding 5001 and 9464, and stops with the proxy’s own error when it cannot start', async (t) => {
   requireTool('docker-registry', 'apt-get install -y docker-registry')
   requireTool('docker', 'install the docker CLI (docker.io)')
+  requireTool('skopeo', 'apt-get install -y skopeo')
   // Whoever holds them (this test, or a proxy already running on the machine), they are taken.
   const held = (await Promise.all([hold(5001), hold(9464)])).filter((s): s is Server => s !== undefined)
   t.teardown(() => held.forEach((s) => s.close()))
@@ -28,7 +29,7 @@ t.test('the demo runs beside a proxy holding 5001 and 9464, and stops with the p
 
   const broken = await run('bash', ['scripts/demo.sh'], { env: { ...process.env, MANIFEST_GUARD_VALIDATION_MODE: 'sometimes' }, timeoutMs: 60_000 })
   t.not(broken.code, 0, 'a proxy that cannot start stops the demo')
-  t.match(broken.stderr, 'demo: manifest-guard did not start')
+  t.match(broken.stderr, 'demo: manifest-guard did not start (exit 2)')
   t.match(broken.stderr, 'validation.mode', "with the proxy's own error")
   t.notMatch(broken.stdout + broken.stderr, /connection refused/i, 'not a client tool failing later')
 })

@@ -53,7 +53,9 @@ t.test('with Redis down, pushes still work and the failure is logged and counted
   const bad = await putManifest(proxy.url, 'team/app', 'bad', buildIndex([amd, gone]).manifest)
   t.equal(bad.status, 400, 'a broken one is still refused, from what the registry says')
   t.match((await errorsOf(bad))[0]?.message, `child ${gone.manifest.digest} (linux/arm64) is not in team/app`)
-  t.ok(performance.now() - started < 5_000, 'without waiting on Redis')
+  // Redis down must cost each push at most redisTimeoutMs (200 ms); the bound catches a push
+  // stuck on it, with room for a loaded machine.
+  t.ok(performance.now() - started < 15_000, 'without waiting on Redis')
   const record = proxy.logs.find((r) => r['event'] === 'push.rejected')[0]
   t.type(record?.['ledgerError'], 'string', 'the decision record says the ledger was unavailable')
   t.ok(proxy.logs.find((r) => r['msg'] === 'ledger write failed; the push went through').length >= 1, 'failed writes are logged')

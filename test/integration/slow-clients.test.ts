@@ -52,8 +52,9 @@ t.test('no server timeouts', async (t) => {
     for (const s of partial) s.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n')
     const served = await ping(proxy.url)
     t.equal(served.status, 200, `GET /v2/ answered in ${served.ms} ms with 200 sockets hanging`)
-    const times = await Promise.all([...silent, ...partial].map((s) => closedWithin(s, 6_000)))
-    t.ok(Math.max(...times) < 6_000, `all 200 closed, the last after ${Math.max(...times)} ms (headers timeout 1.5 s)`)
+    // Upper bounds here catch a socket left open (no timeout at all), not a slow machine.
+    const times = await Promise.all([...silent, ...partial].map((s) => closedWithin(s, 30_000)))
+    t.ok(Math.max(...times) < 30_000, `all 200 closed, the last after ${Math.max(...times)} ms (headers timeout 1.5 s)`)
   })
 
   t.test('an upload that goes silent mid-body is closed after the body idle timeout', async (t) => {
@@ -62,8 +63,8 @@ t.test('no server timeouts', async (t) => {
     const session = new URL(String(start.headers['location']))
     const s = await open(proxy.url)
     s.write(`PATCH ${session.pathname}${session.search} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\nx`)
-    const took = await closedWithin(s, 8_000)
-    t.ok(took >= 1_500 && took < 8_000, `closed after ${took} ms of silence (body idle timeout 2 s)`)
+    const took = await closedWithin(s, 30_000)
+    t.ok(took >= 1_500 && took < 30_000, `closed after ${took} ms of silence (body idle timeout 2 s)`)
     // The registry's half-sent upload was aborted: the session holds nothing.
     const status = await request(`${registry.url}${session.pathname}${session.search}`)
     const text = await status.body.text()
@@ -74,7 +75,7 @@ t.test('no server timeouts', async (t) => {
   t.test('a listener holds at most server.maxConnections', async (t) => {
     const held = await Promise.all(Array.from({ length: 300 }, () => open(proxy.url)))
     const extra = await open(proxy.url).catch(() => undefined)
-    if (extra !== undefined) t.ok((await closedWithin(extra, 2_000)) < 2_000, 'a connection past the cap is closed on arrival')
+    if (extra !== undefined) t.ok((await closedWithin(extra, 15_000)) < 15_000, 'a connection past the cap is closed on arrival')
     else t.pass('a connection past the cap is refused')
     for (const s of held) s.destroy()
     await new Promise((r) => setTimeout(r, 200))
@@ -84,8 +85,8 @@ t.test('no server timeouts', async (t) => {
   t.test('an idle keep-alive connection is closed after the keep-alive timeout', async (t) => {
     const s = await open(proxy.url)
     s.write(`GET /v2/ HTTP/1.1\r\nHost: ${proxy.host}\r\n\r\n`)
-    const took = await closedWithin(s, 8_000)
-    t.ok(took >= 1_500 && took < 8_000, `closed after ${took} ms idle (keep-alive timeout 2 s)`)
+    const took = await closedWithin(s, 30_000)
+    t.ok(took >= 1_500 && took < 30_000, `closed after ${took} ms idle (keep-alive timeout 2 s)`)
   })
 })
 

@@ -66,4 +66,13 @@ t.test('manifest-guard healthcheck reports a healthy TLS proxy with a self-signe
   const down = await check()
   t.equal(down.code, 1, 'unhealthy once it is gone')
   t.match(down.stderr, `manifest-guard healthcheck: https://${proxy.host}/healthz failed: ECONNREFUSED`, 'and says why')
+
+  const plain = await spawnProxy(['--upstream', registry.url])
+  t.teardown(() => plain.stop())
+  const mismatch = await run(process.execPath, [CLI, 'healthcheck', '--listen', plain.host, '--tls-cert', cert, '--tls-key', key])
+  t.equal(mismatch.code, 1, 'TLS expected, plain HTTP served: unhealthy')
+  t.match(mismatch.stderr, /failed: \S+ the listener does not speak TLS \(tls\.cert is set here: does the proxy serve TLS\?\)\n$/, 'on one line, saying what it means')
+  const bad = await run(process.execPath, [CLI, 'healthcheck', '--listen', 'nowhere'])
+  t.equal(bad.code, 1, 'a bad setting is unhealthy (1; Docker reserves 2)')
+  t.equal(bad.stderr, 'manifest-guard healthcheck: invalid config: listen (flag --listen): expected HOST:PORT, e.g. 127.0.0.1:5001 or [::1]:5001, got "nowhere"\n', 'in one line, no stack')
 })

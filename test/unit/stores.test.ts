@@ -62,23 +62,43 @@ t.test('identity never keeps a credential, and is claimed until the registry acc
 })
 
 t.test('limiter hands slots over in order', async (t) => {
+  // Tasks finish in an order the test chooses (not the order they started); each freed slot
+  // must go to the oldest waiter, and a newcomer must queue behind those already waiting.
   const limit = limiter(2)
+  const started: number[] = []
+  const finish: (() => void)[] = []
   let active = 0
   let peak = 0
-  const order: number[] = []
-  await Promise.all(
-    Array.from({ length: 10 }, (_, i) =>
-      limit(async () => {
-        active++
-        peak = Math.max(peak, active)
-        await new Promise((r) => setTimeout(r, 2))
-        order.push(i)
-        active--
-      }),
-    ),
-  )
-  t.equal(peak, 2)
-  t.equal(order.length, 10)
+  const task = (i: number) =>
+    limit(async () => {
+      started.push(i)
+      peak = Math.max(peak, ++active)
+      await new Promise<void>((resolve) => (finish[i] = resolve))
+      active--
+    })
+  const settle = () => new Promise((r) => setImmediate(r))
+  const all = [0, 1, 2, 3, 4, 5].map(task)
+  await settle()
+  t.same(started, [0, 1], 'two slots, taken by the first two')
+  finish[1]!()
+  await settle()
+  t.same(started, [0, 1, 2], "1's slot goes to 2, the oldest waiter")
+  const late = task(9)
+  finish[0]!()
+  await settle()
+  t.same(started, [0, 1, 2, 3], "0's slot goes to 3, not to the newcomer 9")
+  finish[3]!()
+  await settle()
+  finish[2]!()
+  await settle()
+  t.same(started, [0, 1, 2, 3, 4, 5], 'then 4 and 5')
+  finish[4]!()
+  await settle()
+  t.same(started, [0, 1, 2, 3, 4, 5, 9], 'and the newcomer last')
+  finish[5]!()
+  finish[9]!()
+  await Promise.all([...all, late])
+  t.equal(peak, 2, 'never more than two at once')
 })
 
 t.test('request bodies: bounded read, copy while streaming', async (t) => {
