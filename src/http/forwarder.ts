@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { RegistryError } from '../oci/error-code.js'
@@ -64,11 +64,20 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
     }
     let controller: Dispatcher.DispatchController | undefined
     let done = false
+    let gone = false
 
     // The client went away: stop the upstream request too (an upload left half-sent is
-    // refused by the registry on its digest check; a download is simply cut).
+    // refused by the registry on its digest check; a download is simply cut). Its doing,
+    // not the proxy's: noted at info when it left mid-upload, never logged as a failure.
+    const noteGone = (): void => {
+      if (gone) return
+      gone = true
+      if (!request.raw.complete) logLeftMidBody(request, method)
+    }
     const onClientGone = (): void => {
-      if (!done && controller !== undefined && !controller.aborted) controller.abort(new Error('the client closed the connection'))
+      if (done) return
+      noteGone()
+      if (controller !== undefined && !controller.aborted) controller.abort(new Error('the client closed the connection'))
     }
     res.once('close', onClientGone)
 
@@ -141,12 +150,16 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
       },
       onResponseError(_c, err) {
         if (done) return
+        // The client's body failing as it leaves reaches undici before the response's close.
+        if (res.destroyed || leftMidBody(request.raw)) noteGone()
+        // The registry's address goes to the log, for operators; never to the client.
+        else request.log.warn({ event: 'upstream.failed', upstream: config.upstream, method, code: failureCode(err) }, 'the request to the registry failed')
         if (res.headersSent) {
           // Mid-body: the only honest signal left is to cut the connection.
           res.destroy(err)
         } else if (!res.destroyed) {
           closeIfUnread(request, res)
-          writeRegistryError(res, upstreamFailure(config.upstream, err))
+          writeRegistryError(res, upstreamFailure(err))
         }
         finish()
       },
@@ -205,6 +218,24 @@ function responseHeaders(headers: IncomingHttpHeaders, upstreamPrefix: string, o
   return out
 }
 
+/** Whether the client's connection closed while its request body was still arriving. */
+function leftMidBody(req: IncomingMessage): boolean {
+  return !req.complete && (req.destroyed || req.socket?.destroyed === true)
+}
+
+/**
+ * A client that closes its connection before its request body is complete (a cancelled push,
+ * a CI job killed, a socket let go after server.bodyIdleTimeoutMs of silence): one info line,
+ * the same event a list push cut half-way logs.
+ */
+function logLeftMidBody(request: Exchange, method: string): void {
+  const path = request.registryPath
+  request.log.info(
+    { event: 'client.closed', method, repository: path !== null && 'name' in path ? path.name : undefined },
+    'the client closed the connection before sending the whole body; the registry request was cancelled',
+  )
+}
+
 /**
  * An answer that comes before the client finished sending its body (the registry refused an
  * upload early, or died) ends the connection: the rest of the body has nowhere to go, and a
@@ -253,10 +284,17 @@ function tooManyWrites(max: number): RegistryError {
 }
 
 /** A failed pass-through as a prompt OCI error: 504 for timeouts, 502 otherwise. */
-export function upstreamFailure(upstream: string, error: Error & { code?: string; cause?: unknown }): RegistryError {
-  const cause = (error.cause ?? error) as { code?: string; message?: string }
-  const code = error.code ?? cause.code ?? ''
+export function upstreamFailure(error: Error & { code?: string; cause?: unknown }): RegistryError {
+  const code = failureCode(error)
   const timedOut = /TIMEOUT/.test(code)
-  const what = code === 'ECONNREFUSED' || cause.code === 'ECONNREFUSED' ? 'refused the connection' : timedOut ? 'did not answer in time' : `failed (${code || cause.message || 'unknown'})`
-  return RegistryError.of('UNAVAILABLE', `manifest-guard: the registry at ${upstream} ${what}`, undefined, timedOut ? 504 : 502)
+  // Clients learn what went wrong, not where the registry lives (the log names it).
+  const what = code === 'ECONNREFUSED' ? 'refused the connection' : timedOut ? 'did not answer in time' : `failed (${code || 'unknown'})`
+  return RegistryError.of('UNAVAILABLE', `manifest-guard: the registry ${what}`, undefined, timedOut ? 504 : 502)
+}
+
+/** The error code of a failed upstream request (undici's, or the socket's underneath). */
+function failureCode(error: Error & { code?: string; cause?: unknown }): string {
+  const cause = (error.cause ?? error) as { code?: string }
+  if (cause.code === 'ECONNREFUSED') return 'ECONNREFUSED'
+  return error.code ?? cause.code ?? ''
 }
