@@ -155,7 +155,7 @@ export const FIELDS: readonly Field[] = [
     'server.maxUploadsPerClient',
     integer(1, 100_000),
     32,
-    'Most writes (uploads, manifest pushes) one client address may have in flight to the registry; more get 429 and Retry-After (the address from X-Forwarded-For with trustForwardedHeaders).',
+    'Most writes (uploads, manifest pushes) one client address may have in flight to the registry, each holding a registry connection; more get 429 and Retry-After. With trustForwardedHeaders the address is the last X-Forwarded-For entry (the one the ingress added); without it, behind an ingress, every client shares the ingress address.',
   ),
   field('upstreamTimeouts.connectMs', integer(100, 600_000), 5_000, 'Connecting to the registry.'),
   field('upstreamTimeouts.headersMs', integer(100, 3_600_000), 300_000, 'Waiting for the registry to start answering (large blob commits can take a while).'),

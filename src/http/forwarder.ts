@@ -268,11 +268,15 @@ class WriterCount {
   }
 }
 
-/** The client's address: the socket's, or the first hop an ingress reports when trusted. */
+/**
+ * The client's address: the socket's or, behind a trusted ingress, the last X-Forwarded-For
+ * entry, the one the ingress itself appended. The entries before it are whatever the client
+ * sent, so counting by the first would let one client pass as many.
+ */
 function clientAddress(request: Exchange, trust: boolean): string {
   const forwardedFor = trust ? request.headers['x-forwarded-for'] : undefined
-  const first = (Array.isArray(forwardedFor) ? forwardedFor[0] : forwardedFor)?.split(',')[0]?.trim()
-  return first !== undefined && first !== '' ? first : (request.raw.socket.remoteAddress ?? '')
+  const last = (Array.isArray(forwardedFor) ? forwardedFor.at(-1) : forwardedFor)?.split(',').at(-1)?.trim()
+  return last !== undefined && last !== '' ? last : (request.raw.socket.remoteAddress ?? '')
 }
 
 function tooManyWrites(max: number): RegistryError {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import { request } from 'undici'
@@ -10,12 +11,48 @@ import { startRegistry } from '../helpers/registry.js'
 
 const SHORT = { headersTimeoutMs: 1_500, bodyIdleTimeoutMs: 2_000, keepAliveTimeoutMs: 2_000 }
 
-function open(url: string): Promise<Socket> {
+function open(url: string, localAddress?: string): Promise<Socket> {
   const { hostname, port } = new URL(url)
   return new Promise((resolve, reject) => {
-    const s = connect(Number(port), hostname, () => resolve(s))
+    const s = connect({ port: Number(port), host: hostname, ...(localAddress === undefined ? {} : { localAddress }) }, () => resolve(s))
     s.once('error', reject)
   })
+}
+
+/** A fresh upload session's path (POSTed from 127.0.0.1). */
+async function newSession(url: string): Promise<string> {
+  const start = await request(`${url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
+  await start.body.dump()
+  const session = new URL(String(start.headers['location']))
+  return `${session.pathname}${session.search}`
+}
+
+/**
+ * A PATCH announcing 1 MiB that sends 1 byte, from the given local address; resolves with the
+ * socket and the status line of whatever the proxy answers while it stalls ('' for nothing).
+ */
+async function stalledPatch(url: string, path: string, options: { from?: string; headers?: string } = {}): Promise<{ socket: Socket; answer: () => string }> {
+  const socket = await open(url, options.from)
+  let received = ''
+  socket.on('data', (d: Buffer) => (received += d.toString('latin1')))
+  socket.on('error', () => {})
+  socket.write(`PATCH ${path} HTTP/1.1\r\nHost: ${new URL(url).host}\r\n${options.headers ?? ''}Content-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\nx`)
+  return { socket, answer: () => received.split('\r\n', 1)[0] ?? '' }
+}
+
+/** A whole chunked blob upload (POST, PATCH, PUT ?digest=); resolves with the final status. */
+async function wholeUpload(url: string, repo: string, bytes: Buffer, timeoutMs: number): Promise<number> {
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+  const limits = { headersTimeout: timeoutMs, bodyTimeout: timeoutMs }
+  const start = await request(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', ...limits })
+  await start.body.dump()
+  const patch = await request(new URL(String(start.headers['location']), url), { method: 'PATCH', headers: { 'content-type': 'application/octet-stream' }, body: bytes, ...limits })
+  await patch.body.dump()
+  const put = new URL(String(patch.headers['location']), url)
+  put.searchParams.set('digest', digest)
+  const done = await request(put, { method: 'PUT', ...limits })
+  await done.body.dump()
+  return done.statusCode
 }
 
 /** Resolves with how long the server took to close the socket (or rejects past `limitMs`). */
@@ -73,9 +110,19 @@ t.test('no server timeouts', async (t) => {
 
   t.test('a listener holds at most server.maxConnections', async (t) => {
     const held = await Promise.all(Array.from({ length: 300 }, () => open(proxy.url)))
+    // Let go even when an assertion fails: held sockets would keep the proxy from closing.
+    t.teardown(() => held.forEach((s) => s.destroy()))
+    // Node accepts the 301st and closes it at once: it asks for /v2/ and gets no answer.
     const extra = await open(proxy.url).catch(() => undefined)
-    if (extra !== undefined) t.ok((await closedWithin(extra, 2_000)) < 2_000, 'a connection past the cap is closed on arrival')
-    else t.pass('a connection past the cap is refused')
+    if (extra !== undefined) {
+      let answered = ''
+      extra.on('data', (d: Buffer) => (answered += d.toString('latin1')))
+      extra.on('error', () => {})
+      t.teardown(() => extra.destroy())
+      extra.write(`GET /v2/ HTTP/1.1\r\nHost: ${proxy.host}\r\n\r\n`)
+      const took = await closedWithin(extra, 1_000).catch(() => Infinity)
+      t.ok(took < 1_000 && answered === '', `a connection past the cap is closed on arrival, unanswered (after ${took} ms${answered === '' ? '' : `; answered ${answered.split('\r\n', 1)[0]}`})`)
+    } else t.pass('a connection past the cap is refused')
     for (const s of held) s.destroy()
     await new Promise((r) => setTimeout(r, 200))
     t.equal((await ping(proxy.url)).status, 200, 'served again once connections are let go')
@@ -140,5 +187,43 @@ t.test('pool exhaustion', async (t) => {
     const after = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
     await after.body.dump()
     t.equal(after.statusCode, 202, 'once they are let go, the client writes again')
+  })
+
+  t.test('one client stalling uploads up to its cap leaves other clients\' writes served', async (t) => {
+    // The default cap (32) is a quarter of the write pool (128): with the cap off, the stalled
+    // uploads below would hold every registry connection until the body idle timeout.
+    const proxy = await startProxy(registry.url, { server: { ...SHORT, bodyIdleTimeoutMs: 10_000 } })
+    t.teardown(() => proxy.close())
+    const sessions: string[] = []
+    for (let i = 0; i < 140; i++) sessions.push(await newSession(proxy.url))
+    // 127.0.0.2 is another client address on loopback (Linux routes all of 127/8 there).
+    const stalled = await Promise.all(sessions.map((path) => stalledPatch(proxy.url, path, { from: '127.0.0.2' })))
+    t.teardown(() => stalled.forEach((s) => s.socket.destroy()))
+    const cap = proxy.config.server.maxUploadsPerClient
+    const refusedCount = () => stalled.filter((s) => s.answer().startsWith('HTTP/1.1 429')).length
+    // Answers arrive as fast as a busy machine lets them: wait for them, within bounds.
+    for (let waited = 0; refusedCount() < 140 - cap && waited < 5_000; waited += 100) await new Promise((r) => setTimeout(r, 100))
+    await new Promise((r) => setTimeout(r, 200))
+    t.equal(refusedCount(), 140 - cap, `127.0.0.2 holds ${cap} uploads; the other ${refusedCount()} were refused at once`)
+    const started = Date.now()
+    const status = await wholeUpload(proxy.url, 'team/other', Buffer.alloc(1 << 20, 3), 5_000)
+    t.equal(status, 201, `127.0.0.1 uploads a whole blob meanwhile, in ${Date.now() - started} ms`)
+  })
+
+  t.test('behind a trusted ingress the cap counts the address the ingress added, not what the client claims', async (t) => {
+    const proxy = await startProxy(registry.url, { trustForwardedHeaders: true, server: { ...SHORT, maxUploadsPerClient: 2 } })
+    t.teardown(() => proxy.close())
+    // The ingress appends the address it saw; whatever comes before is the client's to choose.
+    const via = (claimed: string, seen: string) => ({ headers: `X-Forwarded-For: ${claimed}, ${seen}\r\n` })
+    const held = [await stalledPatch(proxy.url, await newSession(proxy.url), via('198.51.100.1', '203.0.113.7')), await stalledPatch(proxy.url, await newSession(proxy.url), via('198.51.100.2', '203.0.113.7'))]
+    t.teardown(() => held.forEach((s) => s.socket.destroy()))
+    const third = await stalledPatch(proxy.url, await newSession(proxy.url), via('198.51.100.3', '203.0.113.7'))
+    t.teardown(() => third.socket.destroy())
+    const other = await stalledPatch(proxy.url, await newSession(proxy.url), { headers: 'X-Forwarded-For: 203.0.113.8\r\n' })
+    t.teardown(() => other.socket.destroy())
+    await new Promise((r) => setTimeout(r, 300))
+    t.match(third.answer(), /^HTTP\/1.1 429/, 'a third upload of 203.0.113.7 is refused, whatever it claims to be')
+    t.equal(held.map((s) => s.answer()).join(''), '', 'its first two are held')
+    t.equal(other.answer(), '', 'another address behind the same ingress is not counted with it')
   })
 })
