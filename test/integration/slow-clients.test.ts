@@ -128,6 +128,28 @@ t.test('no server timeouts', async (t) => {
     t.equal((await ping(proxy.url)).status, 200, 'served again once connections are let go')
   })
 
+  t.test('the admin listener keeps the same limits', async (t) => {
+    const silent = await Promise.all(Array.from({ length: 20 }, () => open(proxy.adminUrl)))
+    // A request whose body never arrives whole (registry notifications are small).
+    const slow = await open(proxy.adminUrl)
+    t.teardown(() => [...silent, slow].forEach((s) => s.destroy()))
+    slow.write(`POST /_guard/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`)
+    const times = await Promise.all([...silent, slow].map((s) => closedWithin(s, 6_000)))
+    t.ok(Math.max(...times) < 6_000, `silent sockets and a body that never arrives whole are closed, the last after ${Math.max(...times)} ms`)
+    const held = await Promise.all(Array.from({ length: 300 }, () => open(proxy.adminUrl)))
+    t.teardown(() => held.forEach((s) => s.destroy()))
+    const extra = await open(proxy.adminUrl).catch(() => undefined)
+    if (extra !== undefined) {
+      let answered = ''
+      extra.on('data', (d: Buffer) => (answered += d.toString('latin1')))
+      extra.on('error', () => {})
+      t.teardown(() => extra.destroy())
+      extra.write(`GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n`)
+      const took = await closedWithin(extra, 1_000).catch(() => Infinity)
+      t.ok(took < 1_000 && answered === '', `a connection past server.maxConnections is closed unanswered (after ${took} ms)`)
+    } else t.pass('a connection past the cap is refused')
+  })
+
   t.test('an idle keep-alive connection is closed after the keep-alive timeout', async (t) => {
     const s = await open(proxy.url)
     s.write(`GET /v2/ HTTP/1.1\r\nHost: ${proxy.host}\r\n\r\n`)
