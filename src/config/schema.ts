@@ -40,6 +40,7 @@ export interface Config {
     readonly keepAliveTimeoutMs: number
     readonly maxConnections: number
     readonly maxUploadsPerClient: number
+    readonly maxReadsPerClient: number
   }
   readonly upstreamTimeouts: {
     readonly connectMs: number
@@ -156,6 +157,12 @@ export const FIELDS: readonly Field[] = [
     integer(1, 100_000),
     32,
     'Most writes (uploads, manifest pushes) one client address may have in flight to the registry, each holding a registry connection; more get 429 and Retry-After. With trustForwardedHeaders the address is the last X-Forwarded-For entry (the one the ingress added); without it, behind an ingress, every client shares the ingress address.',
+  ),
+  field(
+    'server.maxReadsPerClient',
+    integer(1, 100_000),
+    64,
+    'Most reads (GET, HEAD) one client address may have in flight to the registry, each holding one of its 128 read connections; more wait for one of that client\'s own to finish (never refused). Counted by address like server.maxUploadsPerClient.',
   ),
   field('upstreamTimeouts.connectMs', integer(100, 600_000), 5_000, 'Connecting to the registry.'),
   field('upstreamTimeouts.headersMs', integer(100, 3_600_000), 300_000, 'Waiting for the registry to start answering (large blob commits can take a while).'),

@@ -3,6 +3,7 @@ import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { RegistryError } from '../oci/error-code.js'
 import { type ClientOrigin, clientOrigin } from './client-origin.js'
+import { ClientSlots } from './client-slots.js'
 import type { Exchange } from './exchange.js'
 import { CLIENT_CLOSED, writeRegistryError } from './error-mapper.js'
 import { stopWatching, watchResponseBody } from './idle-timeout.js'
@@ -45,23 +46,42 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
   const trust = config.trustForwardedHeaders
   const tls = config.tls.cert !== undefined
   const idleMs = config.server.bodyIdleTimeoutMs
-  const writers = new WriterCount(config.server.maxUploadsPerClient)
+  const writers = new ClientSlots(config.server.maxUploadsPerClient)
+  const readers = new ClientSlots(config.server.maxReadsPerClient)
 
-  return function forward(request, res, intercept) {
+  const forward: Forward = (request, res, intercept) => {
     forwarded.add(res)
+    const method = request.method
+    const client = clientAddress(request, trust)
+    if (method !== 'GET' && method !== 'HEAD') {
+      if (writers.tryEnter(client)) return send(request, res, intercept, writers, client)
+      countRequest(metrics, method, 429, request.raw.socket)
+      closeIfUnread(request, res)
+      writeRegistryError(res, tooManyWrites(writers.max))
+      return
+    }
+    if (readers.tryEnter(client)) return send(request, res, intercept, readers, client)
+    // Past its share of read connections: wait for one of its own reads to finish.
+    const start = (): void => {
+      res.off('close', goneWhileWaiting)
+      send(request, res, intercept, readers, client)
+    }
+    const goneWhileWaiting = (): void => {
+      if (readers.withdraw(client, start)) countRequest(metrics, method, CLIENT_CLOSED, request.raw.socket)
+    }
+    res.once('close', goneWhileWaiting)
+    readers.wait(client, start)
+  }
+  return forward
+
+  /** Sends one request upstream and its answer back, holding one of `client`'s `slots` meanwhile. */
+  function send(request: Exchange, res: ServerResponse, intercept: ResponseInterceptor | undefined, slots: ClientSlots, client: string): void {
     const origin = clientOrigin(request, trust, tls)
     const method = request.method
     const isRead = method === 'GET' || method === 'HEAD'
     const body = isRead ? null : request.body instanceof Readable ? request.body : request.raw
     // Reads have a pool of their own, so they never queue behind uploads that stall.
     const dispatcher = isRead ? services.passthroughReads : services.passthrough
-    const writer = isRead ? undefined : clientAddress(request, trust)
-    if (writer !== undefined && !writers.enter(writer)) {
-      countRequest(metrics, method, 429, request.raw.socket)
-      closeIfUnread(request, res)
-      writeRegistryError(res, tooManyWrites(config.server.maxUploadsPerClient))
-      return
-    }
     let controller: Dispatcher.DispatchController | undefined
     let done = false
     let gone = false
@@ -86,7 +106,7 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
     const finish = (): void => {
       done = true
       res.off('close', onClientGone)
-      if (writer !== undefined) writers.leave(writer)
+      slots.leave(client)
       stopWatching(res)
       // A client that left before its answer was sent is not an answer of the proxy's.
       countRequest(metrics, method, res.writableFinished || res.headersSent ? res.statusCode : CLIENT_CLOSED, request.raw.socket)
@@ -243,29 +263,6 @@ function logLeftMidBody(request: Exchange, method: string): void {
  */
 function closeIfUnread(request: Exchange, res: ServerResponse): void {
   if (!request.raw.complete && !res.headersSent) res.setHeader('connection', 'close')
-}
-
-/** Writes in flight to the registry per client address, capped. */
-class WriterCount {
-  readonly #counts = new Map<string, number>()
-  readonly #max: number
-
-  constructor(max: number) {
-    this.#max = max
-  }
-
-  enter(client: string): boolean {
-    const n = this.#counts.get(client) ?? 0
-    if (n >= this.#max) return false
-    this.#counts.set(client, n + 1)
-    return true
-  }
-
-  leave(client: string): void {
-    const n = (this.#counts.get(client) ?? 1) - 1
-    if (n <= 0) this.#counts.delete(client)
-    else this.#counts.set(client, n)
-  }
 }
 
 /**

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
+import { pushBlob } from '../helpers/registry-http.js'
 
 // Hostile and broken clients: sockets that never finish their headers, uploads that stall
 // mid-body, more connections than a listener should hold. None may lock out a real client, and
@@ -247,5 +248,40 @@ t.test('pool exhaustion', async (t) => {
     t.match(third.answer(), /^HTTP\/1.1 429/, 'a third upload of 203.0.113.7 is refused, whatever it claims to be')
     t.equal(held.map((s) => s.answer()).join(''), '', 'its first two are held')
     t.equal(other.answer(), '', 'another address behind the same ingress is not counted with it')
+  })
+
+  t.test('downloads one client stops reading hold at most server.maxReadsPerClient read connections; its other reads wait, other clients are served', async (t) => {
+    const proxy = await startProxy(registry.url, { server: { ...SHORT, bodyIdleTimeoutMs: 10_000, maxReadsPerClient: 4 } })
+    t.teardown(() => proxy.close())
+    // Larger than the socket buffers between the registry and a client that never reads.
+    const big = Buffer.alloc(16 << 20, 1)
+    const digest = `sha256:${createHash('sha256').update(big).digest('hex')}`
+    await pushBlob(registry.url, 'team/big', { bytes: big, digest })
+    const pool = proxy.app.guard.passthroughReads
+    const stalled: Socket[] = []
+    t.teardown(() => stalled.forEach((s) => s.destroy()))
+    for (let i = 0; i < 10; i++) {
+      const s = await open(proxy.url, '127.0.0.2')
+      s.on('error', () => {})
+      s.pause()
+      s.write(`GET /v2/team/big/blobs/${digest} HTTP/1.1\r\nHost: ${proxy.host}\r\n\r\n`)
+      stalled.push(s)
+    }
+    await new Promise((r) => setTimeout(r, 1_000))
+    t.equal(pool.stats.running, 4, '127.0.0.2 holds 4 read connections; its 6 other reads wait in the proxy')
+    const reads = await Promise.all(Array.from({ length: 5 }, () => ping(proxy.url)))
+    t.same(new Set(reads.map((r) => r.status)), new Set([200]), `127.0.0.1 is served meanwhile (slowest ${Math.max(...reads.map((r) => r.ms))} ms)`)
+    // The first four let go: four of the waiting ones take their connections.
+    stalled.slice(0, 4).forEach((s) => s.destroy())
+    await new Promise((r) => setTimeout(r, 1_000))
+    t.equal(pool.stats.running, 4, 'the waiting reads go in their turn')
+    stalled.forEach((s) => s.destroy())
+    await new Promise((r) => setTimeout(r, 1_000))
+    t.equal(pool.stats.running, 0, 'and every connection is let go with its client')
+    const from2 = new Agent({ connect: { localAddress: '127.0.0.2' } })
+    t.teardown(() => from2.close())
+    const again = await request(`${proxy.url}/v2/team/big/blobs/${digest}`, { method: 'HEAD', dispatcher: from2, headersTimeout: 5_000 })
+    await again.body.dump()
+    t.equal(again.statusCode, 200, '127.0.0.2 reads again: no slot was lost')
   })
 })
