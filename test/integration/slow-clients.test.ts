@@ -136,17 +136,22 @@ t.test('no server timeouts', async (t) => {
     t.equal((await ping(proxy.url)).status, 200, 'served again once connections are let go')
   })
 
-  t.test('the admin listener keeps the same limits', async (t) => {
-    const silent = await Promise.all(Array.from({ length: 20 }, () => open(proxy.adminUrl)))
-    // A request whose body never arrives whole (registry notifications are small).
-    const slow = await open(proxy.adminUrl)
-    t.teardown(() => [...silent, slow].forEach((s) => s.destroy()))
-    slow.write(`POST /_guard/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`)
-    const times = await Promise.all([...silent, slow].map((s) => closedWithin(s, 6_000)))
-    t.ok(Math.max(...times) < 6_000, `silent sockets and a body that never arrives whole are closed, the last after ${Math.max(...times)} ms`)
-    const held = await Promise.all(Array.from({ length: 300 }, () => open(proxy.adminUrl)))
-    t.teardown(() => held.forEach((s) => s.destroy()))
-    await pastTheCap(t, proxy.adminUrl, '/metrics')
+  t.test('the admin listeners keep the same limits', async (t) => {
+    const split = await startProxy(registry.url, { server: { ...SHORT, maxConnections: 300 }, admin: { apiListen: '127.0.0.1:0' } })
+    t.teardown(() => split.close())
+    for (const [name, url] of [['admin.listen', split.adminUrl], ['admin.apiListen', split.apiUrl!]] as const) {
+      const silent = await Promise.all(Array.from({ length: 20 }, () => open(url)))
+      // A request whose body never arrives whole (registry notifications are small).
+      const slow = await open(url)
+      t.teardown(() => [...silent, slow].forEach((s) => s.destroy()))
+      slow.write(`POST /_guard/v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{`)
+      const times = await Promise.all([...silent, slow].map((s) => closedWithin(s, 6_000)))
+      t.ok(Math.max(...times) < 6_000, `${name}: silent sockets and a body that never arrives whole are closed, the last after ${Math.max(...times)} ms`)
+      const held = await Promise.all(Array.from({ length: 300 }, () => open(url)))
+      t.teardown(() => held.forEach((s) => s.destroy()))
+      await pastTheCap(t, url, '/metrics')
+      held.forEach((s) => s.destroy())
+    }
   })
 
   t.test('an idle keep-alive connection is closed after the keep-alive timeout', async (t) => {
