@@ -40,6 +40,7 @@ export interface Config {
     readonly keepAliveTimeoutMs: number
     readonly maxConnections: number
     readonly maxUploadsPerClient: number
+    readonly maxReadsPerClient: number
   }
   readonly upstreamTimeouts: {
     readonly connectMs: number
@@ -142,20 +143,26 @@ export const FIELDS: readonly Field[] = [
     'Take X-Forwarded-Host/-Proto from clients (set when behind an ingress or load balancer that sets them); otherwise they are overwritten.',
   ),
   field('logLevel', oneOf(LOG_LEVELS), 'info', 'pino log level.'),
-  field('server.headersTimeoutMs', integer(1_000, 600_000), 30_000, 'Longest a client may take to send the headers of a request; then 408 and the connection is closed.'),
+  field('server.headersTimeoutMs', integer(1_000, 600_000), 30_000, 'Longest a client may take to send the headers of a request, on every listener; then 408 and the connection is closed.'),
   field(
     'server.bodyIdleTimeoutMs',
     integer(1_000, 3_600_000),
     60_000,
-    'Longest pause while a request body arrives or a response body is taken, either way; then the connection is closed (a stalled upload is dropped, never forwarded half).',
+    'Longest pause while a request body arrives or a response body is taken, either way; then the connection is closed (a stalled upload is dropped, never forwarded half). On the admin listeners, the longest a whole request may take to arrive.',
   ),
-  field('server.keepAliveTimeoutMs', integer(1_000, 600_000), 65_000, 'How long an idle client connection is kept open between requests (longer than load balancers keep theirs).'),
-  field('server.maxConnections', integer(1, 1_000_000), 4_096, 'Most client connections one listener holds at once; more are closed on arrival.'),
+  field('server.keepAliveTimeoutMs', integer(1_000, 600_000), 65_000, 'How long an idle client connection is kept open between requests, on every listener (longer than load balancers keep theirs).'),
+  field('server.maxConnections', integer(1, 1_000_000), 4_096, 'Most client connections each listener (the proxy port, admin.listen, admin.apiListen) holds at once; more are closed on arrival, unanswered.'),
   field(
     'server.maxUploadsPerClient',
     integer(1, 100_000),
     32,
-    'Most writes (uploads, manifest pushes) one client address may have in flight to the registry; more get 429 and Retry-After (the address from X-Forwarded-For with trustForwardedHeaders).',
+    'Most writes (uploads, manifest pushes) one client address may have in flight to the registry, each holding a registry connection; more get 429 and Retry-After. With trustForwardedHeaders the address is the last X-Forwarded-For entry (the one the ingress added); without it, behind an ingress, every client shares the ingress address.',
+  ),
+  field(
+    'server.maxReadsPerClient',
+    integer(1, 100_000),
+    64,
+    'Most reads (GET, HEAD) one client address may have in flight to the registry, each holding one of its 128 read connections; more wait for one of that client\'s own to finish (never refused). Counted by address like server.maxUploadsPerClient.',
   ),
   field('upstreamTimeouts.connectMs', integer(100, 600_000), 5_000, 'Connecting to the registry.'),
   field('upstreamTimeouts.headersMs', integer(100, 3_600_000), 300_000, 'Waiting for the registry to start answering (large blob commits can take a while).'),

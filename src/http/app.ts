@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Config } from '../config/schema.js'
@@ -71,10 +71,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       // A blob upload runs for as long as it runs (no request timeout), but never stalls for
       // longer than the body idle timeout; headers must arrive within their own timeout,
       // checked every second rather than Node's default 30.
-      const options = { requestTimeout: 0, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: 1_000 }
+      const options = { requestTimeout: 0, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: CHECK_INTERVAL_MS }
       const server = tls === null ? createHttpServer(options, onRequest) : createHttpsServer({ ...tls, ...options }, onRequest)
-      server.keepAliveTimeout = limits.keepAliveTimeoutMs
-      server.maxConnections = limits.maxConnections
+      limitListener(server, limits, 0)
       return server
     },
     routerOptions: {
@@ -92,6 +91,15 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const listPush = createListPushHandler(services, decisionRecorder(services))
   await registerPassthrough(app, services, createSeam(services, forward, listPush))
   const admin = config.admin.enabled ? await buildAdminApps(services) : null
+  // The admin listeners take only small requests (notifications, API calls): each must arrive
+  // whole within the body idle timeout, on top of the same header, keep-alive and connection limits.
+  for (const side of [admin?.admin, admin?.api]) {
+    if (side === undefined || side === null) continue
+    // Node reads this option back from the server when it starts listening (not yet).
+    const server = side.server as HttpServer & { connectionsCheckingInterval: number }
+    server.connectionsCheckingInterval = CHECK_INTERVAL_MS
+    limitListener(server, limits, Math.max(limits.headersTimeoutMs, limits.bodyIdleTimeoutMs))
+  }
   app.decorate('admin', admin?.admin ?? null)
   app.decorate('adminApi', admin?.api ?? null)
   app.addHook('onClose', async () => {
@@ -100,6 +108,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await closeServices(services)
   })
   return app
+}
+
+/** How often Node looks for connections past their header or request timeout (its default is 30 s). */
+const CHECK_INTERVAL_MS = 1_000
+
+/** The limits every listener keeps, so no socket is held open for ever. */
+function limitListener(server: HttpServer, limits: Config['server'], requestTimeoutMs: number): void {
+  server.headersTimeout = limits.headersTimeoutMs
+  server.requestTimeout = requestTimeoutMs
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs
+  server.maxConnections = limits.maxConnections
 }
 
 /** Listens on the proxy address and, when enabled, the admin address. */

@@ -1,8 +1,9 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { RegistryError } from '../oci/error-code.js'
 import { type ClientOrigin, clientOrigin } from './client-origin.js'
+import { ClientSlots } from './client-slots.js'
 import type { Exchange } from './exchange.js'
 import { CLIENT_CLOSED, writeRegistryError } from './error-mapper.js'
 import { stopWatching, watchResponseBody } from './idle-timeout.js'
@@ -45,30 +46,58 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
   const trust = config.trustForwardedHeaders
   const tls = config.tls.cert !== undefined
   const idleMs = config.server.bodyIdleTimeoutMs
-  const writers = new WriterCount(config.server.maxUploadsPerClient)
+  const writers = new ClientSlots(config.server.maxUploadsPerClient)
+  const readers = new ClientSlots(config.server.maxReadsPerClient)
 
-  return function forward(request, res, intercept) {
+  const forward: Forward = (request, res, intercept) => {
     forwarded.add(res)
+    const method = request.method
+    const client = clientAddress(request, trust)
+    if (method !== 'GET' && method !== 'HEAD') {
+      if (writers.tryEnter(client)) return send(request, res, intercept, writers, client)
+      countRequest(metrics, method, 429, request.raw.socket)
+      closeIfUnread(request, res)
+      writeRegistryError(res, tooManyWrites(writers.max))
+      return
+    }
+    if (readers.tryEnter(client)) return send(request, res, intercept, readers, client)
+    // Past its share of read connections: wait for one of its own reads to finish.
+    const start = (): void => {
+      res.off('close', goneWhileWaiting)
+      send(request, res, intercept, readers, client)
+    }
+    const goneWhileWaiting = (): void => {
+      if (readers.withdraw(client, start)) countRequest(metrics, method, CLIENT_CLOSED, request.raw.socket)
+    }
+    res.once('close', goneWhileWaiting)
+    readers.wait(client, start)
+  }
+  return forward
+
+  /** Sends one request upstream and its answer back, holding one of `client`'s `slots` meanwhile. */
+  function send(request: Exchange, res: ServerResponse, intercept: ResponseInterceptor | undefined, slots: ClientSlots, client: string): void {
     const origin = clientOrigin(request, trust, tls)
     const method = request.method
     const isRead = method === 'GET' || method === 'HEAD'
     const body = isRead ? null : request.body instanceof Readable ? request.body : request.raw
     // Reads have a pool of their own, so they never queue behind uploads that stall.
     const dispatcher = isRead ? services.passthroughReads : services.passthrough
-    const writer = isRead ? undefined : clientAddress(request, trust)
-    if (writer !== undefined && !writers.enter(writer)) {
-      countRequest(metrics, method, 429, request.raw.socket)
-      closeIfUnread(request, res)
-      writeRegistryError(res, tooManyWrites(config.server.maxUploadsPerClient))
-      return
-    }
     let controller: Dispatcher.DispatchController | undefined
     let done = false
+    let gone = false
 
     // The client went away: stop the upstream request too (an upload left half-sent is
-    // refused by the registry on its digest check; a download is simply cut).
+    // refused by the registry on its digest check; a download is simply cut). Its doing,
+    // not the proxy's: noted at info when it left mid-upload, never logged as a failure.
+    const noteGone = (): void => {
+      if (gone) return
+      gone = true
+      if (!request.raw.complete) logLeftMidBody(request, method)
+    }
     const onClientGone = (): void => {
-      if (!done && controller !== undefined && !controller.aborted) controller.abort(new Error('the client closed the connection'))
+      if (done) return
+      noteGone()
+      if (controller !== undefined && !controller.aborted) controller.abort(new Error('the client closed the connection'))
     }
     res.once('close', onClientGone)
 
@@ -77,7 +106,7 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
     const finish = (): void => {
       done = true
       res.off('close', onClientGone)
-      if (writer !== undefined) writers.leave(writer)
+      slots.leave(client)
       stopWatching(res)
       // A client that left before its answer was sent is not an answer of the proxy's.
       countRequest(metrics, method, res.writableFinished || res.headersSent ? res.statusCode : CLIENT_CLOSED, request.raw.socket)
@@ -141,12 +170,16 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
       },
       onResponseError(_c, err) {
         if (done) return
+        // The client's body failing as it leaves reaches undici before the response's close.
+        if (res.destroyed || leftMidBody(request.raw)) noteGone()
+        // The registry's address goes to the log, for operators; never to the client.
+        else request.log.warn({ event: 'upstream.failed', upstream: config.upstream, method, code: failureCode(err) }, 'the request to the registry failed')
         if (res.headersSent) {
           // Mid-body: the only honest signal left is to cut the connection.
           res.destroy(err)
         } else if (!res.destroyed) {
           closeIfUnread(request, res)
-          writeRegistryError(res, upstreamFailure(config.upstream, err))
+          writeRegistryError(res, upstreamFailure(err))
         }
         finish()
       },
@@ -205,6 +238,24 @@ function responseHeaders(headers: IncomingHttpHeaders, upstreamPrefix: string, o
   return out
 }
 
+/** Whether the client's connection closed while its request body was still arriving. */
+function leftMidBody(req: IncomingMessage): boolean {
+  return !req.complete && (req.destroyed || req.socket?.destroyed === true)
+}
+
+/**
+ * A client that closes its connection before its request body is complete (a cancelled push,
+ * a CI job killed, a socket let go after server.bodyIdleTimeoutMs of silence): one info line,
+ * the same event a list push cut half-way logs.
+ */
+function logLeftMidBody(request: Exchange, method: string): void {
+  const path = request.registryPath
+  request.log.info(
+    { event: 'client.closed', method, repository: path !== null && 'name' in path ? path.name : undefined },
+    'the client closed the connection before sending the whole body; the registry request was cancelled',
+  )
+}
+
 /**
  * An answer that comes before the client finished sending its body (the registry refused an
  * upload early, or died) ends the connection: the rest of the body has nowhere to go, and a
@@ -214,34 +265,15 @@ function closeIfUnread(request: Exchange, res: ServerResponse): void {
   if (!request.raw.complete && !res.headersSent) res.setHeader('connection', 'close')
 }
 
-/** Writes in flight to the registry per client address, capped. */
-class WriterCount {
-  readonly #counts = new Map<string, number>()
-  readonly #max: number
-
-  constructor(max: number) {
-    this.#max = max
-  }
-
-  enter(client: string): boolean {
-    const n = this.#counts.get(client) ?? 0
-    if (n >= this.#max) return false
-    this.#counts.set(client, n + 1)
-    return true
-  }
-
-  leave(client: string): void {
-    const n = (this.#counts.get(client) ?? 1) - 1
-    if (n <= 0) this.#counts.delete(client)
-    else this.#counts.set(client, n)
-  }
-}
-
-/** The client's address: the socket's, or the first hop an ingress reports when trusted. */
+/**
+ * The client's address: the socket's or, behind a trusted ingress, the last X-Forwarded-For
+ * entry, the one the ingress itself appended. The entries before it are whatever the client
+ * sent, so counting by the first would let one client pass as many.
+ */
 function clientAddress(request: Exchange, trust: boolean): string {
   const forwardedFor = trust ? request.headers['x-forwarded-for'] : undefined
-  const first = (Array.isArray(forwardedFor) ? forwardedFor[0] : forwardedFor)?.split(',')[0]?.trim()
-  return first !== undefined && first !== '' ? first : (request.raw.socket.remoteAddress ?? '')
+  const last = (Array.isArray(forwardedFor) ? forwardedFor.at(-1) : forwardedFor)?.split(',').at(-1)?.trim()
+  return last !== undefined && last !== '' ? last : (request.raw.socket.remoteAddress ?? '')
 }
 
 function tooManyWrites(max: number): RegistryError {
@@ -253,10 +285,17 @@ function tooManyWrites(max: number): RegistryError {
 }
 
 /** A failed pass-through as a prompt OCI error: 504 for timeouts, 502 otherwise. */
-export function upstreamFailure(upstream: string, error: Error & { code?: string; cause?: unknown }): RegistryError {
-  const cause = (error.cause ?? error) as { code?: string; message?: string }
-  const code = error.code ?? cause.code ?? ''
+export function upstreamFailure(error: Error & { code?: string; cause?: unknown }): RegistryError {
+  const code = failureCode(error)
   const timedOut = /TIMEOUT/.test(code)
-  const what = code === 'ECONNREFUSED' || cause.code === 'ECONNREFUSED' ? 'refused the connection' : timedOut ? 'did not answer in time' : `failed (${code || cause.message || 'unknown'})`
-  return RegistryError.of('UNAVAILABLE', `manifest-guard: the registry at ${upstream} ${what}`, undefined, timedOut ? 504 : 502)
+  // Clients learn what went wrong, not where the registry lives (the log names it).
+  const what = code === 'ECONNREFUSED' ? 'refused the connection' : timedOut ? 'did not answer in time' : `failed (${code || 'unknown'})`
+  return RegistryError.of('UNAVAILABLE', `manifest-guard: the registry ${what}`, undefined, timedOut ? 504 : 502)
+}
+
+/** The error code of a failed upstream request (undici's, or the socket's underneath). */
+function failureCode(error: Error & { code?: string; cause?: unknown }): string {
+  const cause = (error.cause ?? error) as { code?: string }
+  if (cause.code === 'ECONNREFUSED') return 'ECONNREFUSED'
+  return error.code ?? cause.code ?? ''
 }
