@@ -24,6 +24,8 @@ const BIG = Number(process.env['BENCH_BIG_MIB'] ?? 512) * MiB
 const DOWNLOADS = [256 * MiB, BIG]
 const SMALL_SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5)
 const CONCURRENCY = 32
+/** BENCH_ONLY=uploads,downloads,small,ceiling,validation,rss runs just those parts (for profiling); the default runs all. */
+const ONLY = new Set((process.env['BENCH_ONLY'] ?? 'uploads,downloads,small,ceiling,validation,rss').split(','))
 const CHUNK = 128 * MiB
 
 type Target = { name: string; url: string }
@@ -147,12 +149,15 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       log(`round ${round}/${ROUNDS}: transfers`)
       for (const target of targets) {
-        record('upload 512 MiB monolithic', target.name, { mbps: BIG / MiB / ((await uploadMonolithic(target.url, BIG, digest)) / 1000) })
-        record('upload 512 MiB chunked', target.name, { mbps: BIG / MiB / ((await uploadChunked(target.url, BIG, digest)) / 1000) })
+        if (ONLY.has('uploads')) {
+          record('upload 512 MiB monolithic', target.name, { mbps: BIG / MiB / ((await uploadMonolithic(target.url, BIG, digest)) / 1000) })
+          record('upload 512 MiB chunked', target.name, { mbps: BIG / MiB / ((await uploadChunked(target.url, BIG, digest)) / 1000) })
+        }
+        if (!ONLY.has('downloads')) continue
         for (const d of downloads) record(`download ${d.size / MiB} MiB`, target.name, { mbps: d.size / MiB / ((await download(target.url, d.digest, d.size)) / 1000) })
       }
       log(`round ${round}/${ROUNDS}: small requests`)
-      for (const [workload, path, method, headers] of [
+      if (ONLY.has('small')) for (const [workload, path, method, headers] of [
         ['HEAD blob c=32', `/v2/bench/small/blobs/${blobDigest}`, 'HEAD', {}],
         ['GET manifest c=32', '/v2/bench/small/manifests/latest', 'GET', { Accept: 'application/vnd.oci.image.manifest.v1+json' }],
       ] as const) {
@@ -171,11 +176,11 @@ async function main(): Promise<void> {
     }
 
     log('ceiling: a trivial upstream')
-    await ceiling(record, log)
+    if (ONLY.has('ceiling')) await ceiling(record, log)
     log('list validation')
-    await validation(registry.url, proxy, record, log)
+    if (ONLY.has('validation')) await validation(registry.url, proxy, record, log)
     log('peak RSS')
-    await peakRss(registry.url, record, log)
+    if (ONLY.has('rss')) await peakRss(registry.url, record, log)
   } finally {
     for (const stop of stops) await stop().catch(() => {})
   }
@@ -392,6 +397,8 @@ function report(startedAt: Date, seconds: number): void {
   for (const r of ratios) lines.push(`| ${r.name} | ${fmt(r.value)} | ${r.target} |`)
   const text = lines.join('\n')
   process.stdout.write(`${text}\n`)
+  // A partial run (BENCH_ONLY) is for looking, not for the record.
+  if (process.env['BENCH_ONLY'] !== undefined) return
   const dir = join(process.cwd(), 'test/bench/results')
   mkdirSync(dir, { recursive: true })
   const file = join(dir, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`)
