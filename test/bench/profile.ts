@@ -48,13 +48,18 @@ function layer(frame: Node['callFrame']): string {
   return 'other'
 }
 
-function summarize(file: string): string {
+/** Summarizes the samples of the last `windowMs` (the workload, not the start-up). */
+function summarize(file: string, windowMs: number): string {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const self = new Map<number, number>()
+  const span = profile.timeDeltas.reduce((a, b) => a + b, 0)
+  let at = 0
   let total = 0
   profile.samples.forEach((id, i) => {
     const dt = profile.timeDeltas[i] ?? 0
+    at += dt
+    if (at < span - windowMs * 1000) return
     self.set(id, (self.get(id) ?? 0) + dt)
     total += dt
   })
@@ -80,8 +85,9 @@ function summarize(file: string): string {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mg-profile-'))
   const registry = await startRegistry()
-  const proxy = await spawnProxy(['--upstream', registry.url, '--log-level', 'warn'], { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${dir}` })
+  const proxy = await spawnProxy(['--upstream', registry.url, '--log-level', 'warn'], {}, undefined, 'http', ['--cpu-prof', `--cpu-prof-dir=${dir}`])
   let requests = 0
+  let started = 0
   try {
     if (workload === 'download') {
       const size = 512 * MiB
@@ -92,6 +98,7 @@ async function main(): Promise<void> {
       location.searchParams.set('digest', blob.digest)
       const put = await request(location, { method: 'PUT', headers: { 'content-length': String(size) }, body: blob.stream() })
       await put.body.dump()
+      started = performance.now()
       for (let i = 0; i < 4; i++) {
         const res = await request(`${proxy.url}/v2/profile/big/blobs/${blob.digest}`, { bodyTimeout: 120_000 })
         for await (const _ of res.body) requests += 0
@@ -101,17 +108,19 @@ async function main(): Promise<void> {
       const small = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'profile-small' })
       for (const b of [small.config, ...small.layers]) await pushBlob(registry.url, 'profile/small', b)
       await putManifest(registry.url, 'profile/small', 'latest', small.manifest)
+      started = performance.now()
       const head = await abHead(`${proxy.url}/v2/profile/small/blobs/${small.layers[0]!.digest}`, { connections: 32, seconds: SECONDS / 2 })
       const get = await wrk(`${proxy.url}/v2/profile/small/manifests/latest`, { method: 'GET', headers: { Accept: 'application/vnd.oci.image.manifest.v1+json' }, connections: 32, seconds: SECONDS / 2 })
       requests = head.requests + get.requests
     }
   } finally {
+    started = performance.now() - started
     await proxy.stop()
     await registry.stop()
   }
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
   if (file === undefined) throw new Error(`no profile written in ${dir}`)
-  process.stdout.write(`${workload}: ${requests} requests; profile ${join(dir, file)}\n\n${summarize(join(dir, file))}\n`)
+  process.stdout.write(`${workload}: ${requests} requests in ${(started / 1000).toFixed(1)} s; profile ${join(dir, file)}\n\n${summarize(join(dir, file), started)}\n`)
 }
 
 main().catch((err: unknown) => {
