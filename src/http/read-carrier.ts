@@ -133,7 +133,7 @@ class ReadTransfer implements ConnectionOwner {
     this.#connection = connection
     connection.owner = this
     this.#phase = 'head'
-    connection.socket.setTimeout(this.#ctx.headersMs)
+    this.#ctx.pool.watch(connection, this.#ctx.headersMs)
     connection.socket.write(this.#head(), 'latin1')
   }
 
@@ -200,7 +200,7 @@ class ReadTransfer implements ConnectionOwner {
     }
     this.#phase = 'body'
     this.#remaining = length
-    this.#connection!.socket.setTimeout(this.#ctx.bodyMs)
+    this.#ctx.pool.watch(this.#connection!, this.#ctx.bodyMs)
     watchResponseBody(res, this.#ctx.idleMs)
     const socket = res.socket
     // Written straight to the client's socket once the head is out, unless this response is
@@ -294,8 +294,11 @@ class ReadTransfer implements ConnectionOwner {
 
   onTimeout(): void {
     if (this.#phase === 'head') this.#fail(new UpstreamError('the registry did not answer in time', 'UND_ERR_HEADERS_TIMEOUT'))
-    // A paused read is the client's doing; the client's own idle timeout watches that.
-    else if (this.#phase === 'body' && !this.#waiting) this.#fail(new UpstreamError('the registry stopped sending the body', 'UND_ERR_BODY_TIMEOUT'))
+    else if (this.#phase !== 'body') return
+    // A paused read is the client's doing (the client's own idle timeout watches that): the
+    // registry's clock starts again.
+    else if (this.#waiting) this.#ctx.pool.watch(this.#connection!, this.#ctx.bodyMs)
+    else this.#fail(new UpstreamError('the registry stopped sending the body', 'UND_ERR_BODY_TIMEOUT'))
   }
 
   /** The registry failed: a prompt OCI error, or, mid-body, a cut connection. */

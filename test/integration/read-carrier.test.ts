@@ -200,6 +200,9 @@ t.test('answers only a stand-in gives: chunked, repeated headers, redirects, idl
       socket.write(Buffer.alloc(300_000, 7), () => socket.destroy())
     } else if (path.startsWith('/v2/garbage/')) {
       socket.write('HTTP/1.1 200 OK\r\nContent Length: 5\r\n\r\nhello')
+    } else if (path.startsWith('/v2/stall/')) {
+      // Starts the body, then sends nothing more.
+      socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789')
     } else if (path.startsWith('/v2/silent/')) {
       // Never answers.
     } else {
@@ -208,7 +211,7 @@ t.test('answers only a stand-in gives: chunked, repeated headers, redirects, idl
   })
   const registryUrl = registry.url
   t.teardown(() => registry.close())
-  const proxy = await startProxy(registry.url, { upstreamTimeouts: { headersMs: 500 } })
+  const proxy = await startProxy(registry.url, { upstreamTimeouts: { headersMs: 500, bodyMs: 500 } })
   t.teardown(() => proxy.close())
 
   const chunked = await request(`${proxy.url}/v2/chunked/manifests/latest`)
@@ -235,6 +238,10 @@ t.test('answers only a stand-in gives: chunked, repeated headers, redirects, idl
   const cut = await request(`${proxy.url}/v2/cut/blobs/${digest}`)
   t.equal(cut.statusCode, 200)
   await t.rejects(cut.body.arrayBuffer(), 'a body the registry cuts short is cut for the client too')
+
+  const stall = await request(`${proxy.url}/v2/stall/blobs/${digest}`)
+  t.equal(stall.statusCode, 200)
+  await t.rejects(stall.body.arrayBuffer(), 'a body the registry stops sending is cut after upstreamTimeouts.bodyMs')
 
   const garbage = await request(`${proxy.url}/v2/garbage/manifests/latest`)
   await garbage.body.dump()
