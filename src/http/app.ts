@@ -15,6 +15,7 @@ import { createSeam } from './seam.js'
 import { createResponseObserver } from './traffic-observer.js'
 import { createFastLane } from './fast-lane.js'
 import { createForwarder, forwarded } from './forwarder.js'
+import { createReadCarrier, type ReadCarrier } from './read-carrier.js'
 import { countRequest } from './request-metrics.js'
 import { watchRequestBody } from './idle-timeout.js'
 import { closeServices, createServices, type ServiceOverrides, type Services } from './services.js'
@@ -28,6 +29,8 @@ declare module 'fastify' {
     admin: FastifyInstance | null
     /** The /_guard/v1 API's own app, when admin.apiListen is set. */
     adminApi: FastifyInstance | null
+    /** How fast-lane reads reach a plain-HTTP registry (null: by undici, as everything else). */
+    readCarrier: ReadCarrier | null
   }
 }
 
@@ -50,9 +53,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const tls = config.tls.cert !== undefined && config.tls.key !== undefined ? { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) } : null
   const services = createServices(config, logger, options)
   const limits = config.server
-  const forward = createForwarder(services, createResponseObserver(services))
+  const observe = createResponseObserver(services)
+  const forward = createForwarder(services, observe)
+  // Reads on the fast lane go by the read carrier (raw registry connections); the rest by undici.
+  const carrier = createReadCarrier(services, observe, forward)
   const nextId = requestIds()
-  const lane = createFastLane(forward, logger, nextId)
+  const lane = createFastLane(carrier?.carry ?? forward, logger, nextId)
   const app = Fastify({
     loggerInstance: logger,
     // Per-request lines would double the registry's own access log; decisions are logged.
@@ -102,9 +108,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   }
   app.decorate('admin', admin?.admin ?? null)
   app.decorate('adminApi', admin?.api ?? null)
+  app.decorate('readCarrier', carrier)
   app.addHook('onClose', async () => {
     await admin?.admin.close()
     await admin?.api?.close()
+    await carrier?.close()
     await closeServices(services)
   })
   return app

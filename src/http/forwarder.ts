@@ -200,7 +200,7 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
   }
 }
 
-function requestHeaders(request: Exchange, upstreamHost: string, origin: ClientOrigin, trust: boolean): Record<string, string | string[]> {
+export function requestHeaders(request: Exchange, upstreamHost: string, origin: ClientOrigin, trust: boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   const given = request.headers
   for (const name in given) {
@@ -223,7 +223,7 @@ function requestHeaders(request: Exchange, upstreamHost: string, origin: ClientO
   return out
 }
 
-function responseHeaders(headers: IncomingHttpHeaders, upstreamPrefix: string, origin: ClientOrigin): OutgoingHttpHeaders {
+export function responseHeaders(headers: IncomingHttpHeaders, upstreamPrefix: string, origin: ClientOrigin): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {}
   for (const name in headers) {
     if (DROP_RESPONSE.has(name)) continue
@@ -261,7 +261,7 @@ function logLeftMidBody(request: Exchange, method: string): void {
  * upload early, or died) ends the connection: the rest of the body has nowhere to go, and a
  * connection left half-read would hold the server open until its keep-alive timeout.
  */
-function closeIfUnread(request: Exchange, res: ServerResponse): void {
+export function closeIfUnread(request: Exchange, res: ServerResponse): void {
   if (!request.raw.complete && !res.headersSent) res.setHeader('connection', 'close')
 }
 

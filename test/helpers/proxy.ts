@@ -86,10 +86,10 @@ export interface ProxyProcess {
 }
 
 /** Runs the built CLI (`npm run build` first; `npm test` does). */
-export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}, fixedPort?: number, scheme: 'http' | 'https' = 'http'): Promise<ProxyProcess> {
+export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}, fixedPort?: number, scheme: 'http' | 'https' = 'http', nodeArgs: readonly string[] = []): Promise<ProxyProcess> {
   const port = fixedPort ?? (await freePort())
   const adminPort = await freePort()
-  const child = spawn(process.execPath, [CLI, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
