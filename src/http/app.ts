@@ -54,11 +54,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const services = createServices(config, logger, options)
   const limits = config.server
   const observe = createResponseObserver(services)
-  const forward = createForwarder(services, observe)
-  // Reads on the fast lane go by the read carrier (raw registry connections); the rest by undici.
-  const carrier = createReadCarrier(services, observe, forward)
+  // Reads the seam does not inspect go by the read carrier (raw registry connections); the rest by undici.
+  const carrier = createReadCarrier(services, observe)
+  const forward = createForwarder(services, observe, carrier?.carry)
   const nextId = requestIds()
-  const lane = createFastLane(carrier?.carry ?? forward, logger, nextId)
+  const lane = createFastLane(forward, logger, nextId)
   const app = Fastify({
     loggerInstance: logger,
     // Per-request lines would double the registry's own access log; decisions are logged.

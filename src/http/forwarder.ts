@@ -39,7 +39,14 @@ export const forwarded = new WeakSet<ServerResponse>()
 /** Largest registry answer the seam reads whole (error bodies, empty 201/202s). */
 const MAX_INTERCEPTED_BYTES = 64 << 10
 
-export function createForwarder(services: Services, observe: ResponseObserver): Forward {
+/**
+ * Another way to carry a read the seam does not inspect (the read carrier, read-carrier.ts).
+ * It calls `done` when the read is over, or `fallback` instead, before the client has seen a
+ * byte, to have the undici path carry it; the read keeps its client's slot either way.
+ */
+export type CarryRead = (exchange: Exchange, res: ServerResponse, done: () => void, fallback: () => void) => void
+
+export function createForwarder(services: Services, observe: ResponseObserver, carryRead?: CarryRead): Forward {
   const { config, metrics } = services
   const upstreamHost = new URL(config.upstream).host
   const upstreamPrefix = `${config.upstream}/`
@@ -60,11 +67,20 @@ export function createForwarder(services: Services, observe: ResponseObserver): 
       writeRegistryError(res, tooManyWrites(writers.max))
       return
     }
-    if (readers.tryEnter(client)) return send(request, res, intercept, readers, client)
+    const read = (): void => {
+      if (carryRead === undefined || intercept !== undefined) return send(request, res, intercept, readers, client)
+      carryRead(
+        request,
+        res,
+        () => readers.leave(client),
+        () => send(request, res, undefined, readers, client),
+      )
+    }
+    if (readers.tryEnter(client)) return read()
     // Past its share of read connections: wait for one of its own reads to finish.
     const start = (): void => {
       res.off('close', goneWhileWaiting)
-      send(request, res, intercept, readers, client)
+      read()
     }
     const goneWhileWaiting = (): void => {
       if (readers.withdraw(client, start)) countRequest(metrics, method, CLIENT_CLOSED, request.raw.socket)
@@ -294,7 +310,7 @@ export function upstreamFailure(error: Error & { code?: string; cause?: unknown 
 }
 
 /** The error code of a failed upstream request (undici's, or the socket's underneath). */
-function failureCode(error: Error & { code?: string; cause?: unknown }): string {
+export function failureCode(error: Error & { code?: string; cause?: unknown }): string {
   const cause = (error.cause ?? error) as { code?: string }
   if (cause.code === 'ECONNREFUSED') return 'ECONNREFUSED'
   return error.code ?? cause.code ?? ''

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Exchange } from './exchange.js'
 import { CLIENT_CLOSED, writeRegistryError } from './error-mapper.js'
-import { closeIfUnread, type Forward, requestHeaders, responseHeaders, upstreamFailure } from './forwarder.js'
+import { type CarryRead, closeIfUnread, failureCode, requestHeaders, responseHeaders, upstreamFailure } from './forwarder.js'
 import { clientOrigin, type ClientOrigin } from './client-origin.js'
 import { stopWatching, watchResponseBody } from './idle-timeout.js'
 import { countRequest } from './request-metrics.js'
@@ -22,10 +22,12 @@ import { type ConnectionOwner, type PooledConnection, SocketPool, UpstreamError 
 // An answer it does not carry itself — a chunked body or one delimited by the connection's
 // close, which distribution sends only for large listings — is handed to the undici forwarder
 // before the client sees a byte: the carrier drops its connection and the forwarder asks again
-// (GET and HEAD are safe to repeat, RFC 9110 §9.2.1). See docs/passthrough.md.
+// (GET and HEAD are safe to repeat, RFC 9110 §9.2.1). See docs/passthrough.md. The forwarder
+// admits each read first (a client's share of read connections, client-slots.ts), so the
+// carrier's connections are capped per client as the undici pools are.
 
 export interface ReadCarrier {
-  readonly carry: Forward
+  readonly carry: CarryRead
   /** The carrier's registry connections (tests count them). */
   readonly pool: SocketPool
   close(): Promise<void>
@@ -42,7 +44,6 @@ interface Context {
   readonly pool: SocketPool
   readonly services: Services
   readonly observe: ResponseObserver
-  readonly fallback: Forward
   readonly upstreamHost: string
   readonly upstreamPrefix: string
   readonly trust: boolean
@@ -53,7 +54,7 @@ interface Context {
 }
 
 /** A carrier for a plain-HTTP registry; an HTTPS registry keeps the undici path (null). */
-export function createReadCarrier(services: Services, observe: ResponseObserver, fallback: Forward): ReadCarrier | null {
+export function createReadCarrier(services: Services, observe: ResponseObserver): ReadCarrier | null {
   const { config } = services
   const upstream = new URL(config.upstream)
   if (upstream.protocol !== 'http:') return null
@@ -69,7 +70,6 @@ export function createReadCarrier(services: Services, observe: ResponseObserver,
     pool,
     services,
     observe,
-    fallback,
     upstreamHost: upstream.host,
     upstreamPrefix: `${config.upstream}/`,
     trust: config.trustForwardedHeaders,
@@ -79,7 +79,7 @@ export function createReadCarrier(services: Services, observe: ResponseObserver,
     bodyMs: config.upstreamTimeouts.bodyMs,
   }
   return {
-    carry: (request, res) => new ReadTransfer(ctx, request, res).start(),
+    carry: (request, res, done, fallback) => new ReadTransfer(ctx, request, res, done, fallback).start(),
     pool,
     close: () => pool.close(),
   }
@@ -93,6 +93,8 @@ class ReadTransfer implements ConnectionOwner {
   readonly #request: Exchange
   readonly #res: ServerResponse
   readonly #origin: ClientOrigin
+  readonly #done: () => void
+  readonly #fallback: () => void
   #phase: Phase = 'connecting'
   #connection: PooledConnection | null = null
   /** A head split across reads, copied out of the reused buffer. */
@@ -111,10 +113,12 @@ class ReadTransfer implements ConnectionOwner {
   readonly #onWritten = (): void => this.#written()
   readonly #onDrain = (): void => this.#drained()
 
-  constructor(ctx: Context, request: Exchange, res: ServerResponse) {
+  constructor(ctx: Context, request: Exchange, res: ServerResponse, done: () => void, fallback: () => void) {
     this.#ctx = ctx
     this.#request = request
     this.#res = res
+    this.#done = done
+    this.#fallback = fallback
     this.#origin = clientOrigin(request, ctx.trust, ctx.tls)
   }
 
@@ -275,7 +279,7 @@ class ReadTransfer implements ConnectionOwner {
     const connection = this.#connection
     this.#connection = null
     if (connection !== null) this.#ctx.pool.release(connection, false)
-    this.#ctx.fallback(this.#request, this.#res)
+    this.#fallback()
     return false
   }
 
@@ -312,10 +316,13 @@ class ReadTransfer implements ConnectionOwner {
       this.#ctx.pool.release(connection, false)
     }
     const res = this.#res
+    const { upstream } = this.#ctx.services.config
+    // The registry's address goes to the log, for operators; never to the client.
+    this.#request.log.warn({ event: 'upstream.failed', upstream, method: this.#request.method, code: failureCode(error) }, 'the request to the registry failed')
     if (res.headersSent) res.destroy(error)
     else if (!res.destroyed) {
       closeIfUnread(this.#request, res)
-      writeRegistryError(res, upstreamFailure(this.#ctx.services.config.upstream, error))
+      writeRegistryError(res, upstreamFailure(error))
     }
     this.#finish()
   }
@@ -339,6 +346,8 @@ class ReadTransfer implements ConnectionOwner {
     res.off('close', this.#onClientClose)
     if (this.#direct === null) res.off('drain', this.#onDrain)
     stopWatching(res)
+    // The client's read slot (the forwarder's): every way a carried read ends comes here once.
+    this.#done()
     const { metrics } = this.#ctx.services
     countRequest(metrics, this.#request.method, res.writableFinished || res.headersSent ? res.statusCode : CLIENT_CLOSED, this.#request.raw.socket)
   }

@@ -84,7 +84,13 @@ t.test('an unreachable registry gets a prompt OCI error, not a hang', async (t) 
 })
 
 t.test('a registry that answers 503 is shown as is, not retried behind the client', async (t) => {
-  const fake = await startFakeRegistry((_req, res) => json(res, 503, { errors: [{ code: 'UNAVAILABLE', message: 'busy' }] }, { 'retry-after': '1' }))
+  // With a length, as distribution sends its errors (a chunked answer is asked again by the
+  // undici path: read-carrier.test.ts).
+  const body = JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'busy' }] })
+  const fake = await startFakeRegistry((_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': '1' })
+    res.end(body)
+  })
   t.teardown(() => fake.close())
   const proxy = await startProxy(fake.url)
   t.teardown(() => proxy.close())
