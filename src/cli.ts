@@ -3,7 +3,7 @@ import { readStdinSync, runCheck } from './check-command.js'
 import { ConfigError, loadConfig } from './config/load.js'
 import { usage } from './config/usage.js'
 import { runHealthcheck } from './healthcheck-command.js'
-import { buildApp, listen } from './http/app.js'
+import { buildApp, listen } from './app.js'
 
 // The only process entry: load config, build the app, listen, close gracefully.
 

@@ -36,7 +36,7 @@ export interface WireErrorBody {
 }
 
 /**
- * An error that carries its own wire form. Thrown (or returned) anywhere below `http/`; the
+ * An error that carries its own wire form. Thrown (or returned) anywhere below `proxy/`; the
  * error mapper is the only place that turns it into a response.
  */
 export class RegistryError extends Error {

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 
 // The head of an HTTP/1.1 response, read off a raw registry connection by the read carrier
-// (socket-carrier.ts). Only what a proxy needs: the status, the headers as undici hands them
+// (src/proxy/read-carrier.ts). Only what a proxy needs: the status, the headers as undici hands them
 // to the forwarder (lower-case names, a repeated header as an array, so every
 // WWW-Authenticate line reaches the client), and how the body is framed. Anything the reader
 // does not understand makes the head 'invalid'; the carrier then answers 502, as undici does

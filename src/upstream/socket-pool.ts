@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net'
 
-// Kept-alive raw TCP connections to the registry, for the read carrier (src/http/read-carrier.ts).
+// Kept-alive raw TCP connections to the registry, for the read carrier (src/proxy/read-carrier.ts).
 // Each connection reads into one buffer of its own, reused for every read (Node's `onread`
 // option), instead of a fresh 64 KiB allocation per read: a blob then crosses the proxy in
 // large reads with no per-chunk allocation, which is most of what separated the undici path

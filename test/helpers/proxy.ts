@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 import { Agent, request } from 'undici'
 import { loadConfig } from '../../src/config/load.js'
 import type { Config } from '../../src/config/schema.js'
-import { buildApp, listen, type AppOptions } from '../../src/http/app.js'
+import { buildApp, listen, type AppOptions } from '../../src/app.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { freePort, stopProcess, waitFor } from './tools.js'
 

@@ -11,7 +11,7 @@ import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
 import { requireTool, run } from '../helpers/tools.js'
 
-// The read carrier (src/http/read-carrier.ts) carries the fast lane's GETs and HEADs over raw
+// The read carrier (src/proxy/read-carrier.ts) carries the fast lane's GETs and HEADs over raw
 // registry connections. What a client sees must not change: bodies byte for byte, Range and
 // 304, HEAD on kept-alive connections, Location rewriting, repeated headers, errors, TLS; and
 // what it must never do: leak a registry connection when a client leaves mid-body, or hand a

@@ -1,6 +1,6 @@
 import t from 'tap'
-import type { DecisionEvent } from '../../src/http/decision-log.js'
-import { DecisionRing } from '../../src/http/decisions.js'
+import type { DecisionEvent } from '../../src/proxy/contracts.js'
+import { DecisionRing } from '../../src/observability/decision-ring.js'
 
 // The ring of recent decisions stays within its count and its bytes, newest first.
 

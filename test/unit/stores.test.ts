@@ -1,6 +1,6 @@
 import t from 'tap'
-import { identityLabel, identityOf } from '../../src/http/identity.js'
-import { BodyCopy, readRequestBody } from '../../src/http/request-body.js'
+import { identityLabel, identityOf } from '../../src/proxy/identity.js'
+import { BodyCopy, readRequestBody } from '../../src/proxy/request-body.js'
 import { MemoryLedgerStore } from '../../src/ledger/memory-store.js'
 import { HISTORY_PER_KEY } from '../../src/ledger/push-record.js'
 import type { Digest } from '../../src/oci/digest.js'

@@ -13,7 +13,8 @@ import type { Pool } from 'undici'
 import { passthroughPool } from '../upstream/passthrough-pool.js'
 import { RegistryClient } from '../upstream/registry-client.js'
 import type { WalkLimits } from '../validate/walk.js'
-import { DecisionRing } from './decisions.js'
+import { DecisionRing } from '../observability/decision-ring.js'
+import type { DecisionEvent } from './contracts.js'
 
 // Everything one proxy instance is made of, built once from the config.
 
@@ -29,7 +30,7 @@ export interface Services {
   readonly passthrough: Pool
   /** Client reads (GET, HEAD): a pool of their own, so a stalled upload never holds one up. */
   readonly passthroughReads: Pool
-  readonly decisions: DecisionRing
+  readonly decisions: DecisionRing<DecisionEvent>
   readonly audit: { readonly file: AuditFile | undefined; readonly webhook: Webhook | undefined }
 }
 

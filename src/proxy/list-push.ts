@@ -17,8 +17,7 @@ import { countRequest } from './request-metrics.js'
 import { policyResolver, type RepositoryPolicy } from './policy.js'
 import { BodyCopy, readRequestBody } from './request-body.js'
 import type { Exchange } from './exchange.js'
-import type { ResponseInterceptor } from './forwarder.js'
-import type { ManifestPutHandler } from './seam.js'
+import type { DecisionListener, DecisionRecord, ManifestPutHandler, ResponseInterceptor } from './contracts.js'
 import { type Services, walkLimitsOf } from './services.js'
 
 // PUT /v2/<name>/manifests/<ref>. A list or index is read (4 MiB at most), its whole graph
@@ -32,31 +31,6 @@ declare module 'fastify' {
   }
 }
 
-export interface DecisionRecord {
-  readonly decision: Decision
-  readonly index: IndexManifest
-  readonly repository: string
-  readonly reference: string
-  readonly stats: {
-    readonly children: number
-    readonly blobs: number
-    readonly upstreamRequests: number
-    readonly cacheHits: number
-    readonly cacheMisses: number
-    /** The registry answered lookups carrying the client's credentials without refusing them. */
-    readonly credentialsAccepted: boolean
-  }
-  readonly latencyMs: number
-  readonly ledgerError: string | undefined
-  /** Set when the registry refused a list the proxy had passed, and the proxy checked again. */
-  readonly recheck?: true
-  /** What validation.repair copied (or tried to). */
-  readonly repair?: RepairReport
-  /** What the registry answered to a forwarded list. */
-  readonly upstreamStatus?: number
-}
-
-export type DecisionListener = (request: FastifyRequest, record: DecisionRecord) => void
 
 /** Registry operations of one repair at once (a streamed blob holds two connections). */
 const REPAIR_CONCURRENCY = 8

@@ -5,8 +5,8 @@ import { isDigest } from '../oci/digest.js'
 import { RegistryError } from '../oci/error-code.js'
 import { isManifest } from '../oci/media-type.js'
 import { isRepositoryName, isTag } from '../oci/reference.js'
-import { sendRegistryError } from './error-mapper.js'
-import type { Services } from './services.js'
+import { sendRegistryError } from '../proxy/error-mapper.js'
+import type { Services } from '../proxy/services.js'
 
 // POST /_guard/v1/events: CNCF distribution's notifications (configuration `notifications:
 // endpoints:`), so pushes that bypass the proxy (internal CI pushing straight to the

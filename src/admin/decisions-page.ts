@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { RegistryError } from '../oci/error-code.js'
 import { isRepositoryName } from '../oci/reference.js'
-import { EVENTS, type DecisionEvent } from './decision-log.js'
-import type { DecisionRing } from './decisions.js'
-import { sendRegistryError } from './error-mapper.js'
+import type { DecisionEvent } from '../proxy/contracts.js'
+import { EVENTS } from '../proxy/decision-log.js'
+import type { DecisionRing } from '../observability/decision-ring.js'
+import { sendRegistryError } from '../proxy/error-mapper.js'
 import { Html, html } from './html.js'
-import { identityLabel } from './identity.js'
+import { identityLabel } from '../proxy/identity.js'
 
 // GET /_guard/: the recent decisions as one server-rendered page, for the person on call who
 // would rather look than `curl | jq`. Plain HTML and a GET form for the filters: no script,
@@ -63,7 +64,7 @@ export interface DecisionFilter {
   readonly limit: number
 }
 
-export function registerDecisionsPage(app: FastifyInstance, decisions: DecisionRing, kept: number): void {
+export function registerDecisionsPage(app: FastifyInstance, decisions: DecisionRing<DecisionEvent>, kept: number): void {
   app.get('/_guard', async (_request, reply) => reply.redirect(PAGE_PATH))
   app.get(PAGE_PATH, async (request, reply) => {
     const filter = parseDecisionFilter(request.query as Record<string, unknown>, reply, MAX_ROWS)

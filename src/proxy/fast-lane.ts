@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { FastifyBaseLogger } from 'fastify'
 import type { RegistryPath } from '../oci/reference.js'
 import type { Exchange } from './exchange.js'
-import type { Forward } from './forwarder.js'
+import type { Forward } from './contracts.js'
 import { pathOf, route } from './seam.js'
 
 // Reads (GET and HEAD of registry paths the seam would forward untouched) go straight to the

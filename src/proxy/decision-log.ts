@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { detailOf } from '../diagnose/decision.js'
 import type { Verdict } from '../diagnose/decision.js'
 import { identityOf } from './identity.js'
-import type { DecisionRecord } from './list-push.js'
+import type { DecisionEvent, DecisionRecord } from './contracts.js'
 
 // One structured record per list push decision: who, what, how long, and every problem.
 // Identity is a name (or a token's claimed subject), never a credential.
@@ -16,42 +16,6 @@ export const EVENTS: Readonly<Record<Verdict, string>> = {
   deferred: 'push.deferred',
 }
 
-export interface DecisionEvent {
-  readonly event: string
-  readonly requestId: string
-  readonly identity: ReturnType<typeof identityOf>
-  readonly clientAddress: string | undefined
-  readonly userAgent: string | undefined
-  readonly repository: string
-  readonly reference: string
-  readonly digest: string
-  readonly mediaType: string
-  readonly action: 'forwarded' | 'rejected'
-  readonly status: number | undefined
-  readonly children: number
-  readonly blobs: number
-  readonly upstreamRequests: number
-  readonly cacheHits: number
-  readonly time: string
-  readonly latencyMs: number
-  readonly ledgerError?: string
-  readonly upstreamStatus?: number
-  readonly recheck?: true
-  readonly problems: readonly Record<string, unknown>[]
-  /** What the proxy answered the client, when it answered itself (rejected, or a 503). */
-  readonly messages?: readonly string[]
-  /** Problems beyond the first ones kept (the answer and this record stay small). */
-  readonly problemsOmitted?: number
-  /** What validation.repair copied, from where, and how (or why it stopped). */
-  readonly repair?: {
-    readonly children: readonly { readonly digest: string; readonly from: string }[]
-    readonly blobsMounted: number
-    readonly blobsStreamed: number
-    readonly bytesStreamed: number
-    readonly ms: number
-    readonly failed?: string
-  }
-}
 
 export function decisionEvent(request: FastifyRequest, r: DecisionRecord): DecisionEvent {
   const { decision } = r

@@ -5,9 +5,9 @@ import { RegistryError } from '../oci/error-code.js'
 import { isRepositoryName, parseReference } from '../oci/reference.js'
 import { adminTokenHook } from './admin-auth.js'
 import { parseDecisionFilter, registerDecisionsPage } from './decisions-page.js'
-import { installErrorMapper, sendRegistryError } from './error-mapper.js'
+import { installErrorMapper, sendRegistryError } from '../proxy/error-mapper.js'
 import { registerRegistryEvents } from './registry-events.js'
-import { type Services, walkLimitsOf } from './services.js'
+import { type Services, walkLimitsOf } from '../proxy/services.js'
 
 // The admin listeners, never the proxy port: /metrics for Prometheus, and the /_guard/v1 API
 // (recent decisions, checks of lists already in the registry, registry notifications) with

@@ -2,7 +2,7 @@ import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import type { FastifyInstance } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import type { Seam } from './seam.js'
-import type { Services } from './services.js'
+import type { Pool } from 'undici'
 
 // The pass-through routes: every method on /v2/… goes to the seam. @fastify/http-proxy owns
 // the routes and the content parsers that hand request bodies over as streams (nothing is
@@ -16,19 +16,19 @@ type Held = IncomingMessage & { [clientContentType]?: string | undefined }
 /** What fastify is shown instead: a type its catch-all stream parser takes. */
 const NEUTRAL_CONTENT_TYPE = 'application/octet-stream'
 
-export async function registerPassthrough(app: FastifyInstance, services: Services, seam: Seam): Promise<void> {
+export async function registerPassthrough(app: FastifyInstance, upstream: { readonly origin: string; readonly pool: Pool }, seam: Seam): Promise<void> {
   // fastify's own parsers (application/json, text/plain) would read a body whole and keep it
   // from the registry: a blob uploaded as text/plain would reach it empty. The plugin's
   // parsers hand every body over as a stream, whatever its content type.
   app.removeAllContentTypeParsers()
   installContentTypeShield(app)
   const proxyOptions: FastifyHttpProxyOptions = {
-    upstream: services.config.upstream,
+    upstream: upstream.origin,
     prefix: '/v2',
     rewritePrefix: '/v2',
     httpMethods: METHODS,
     // Given so the plugin's reply-from creates no connection pool of its own.
-    undici: services.passthrough as never,
+    undici: upstream.pool as never,
     disableRequestLogging: true,
     handler: (request, reply) => seam(request, reply),
   }

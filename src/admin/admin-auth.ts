@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../oci/error-code.js'
-import { sendRegistryError } from './error-mapper.js'
+import { sendRegistryError } from '../proxy/error-mapper.js'
 
 // The one admin token rule, for the /_guard/v1 API and the /_guard/ page alike. Tools send
 // `Authorization: Bearer <token>`. A browser cannot add a header to a page that a person

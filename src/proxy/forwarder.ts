@@ -9,7 +9,7 @@ import { CLIENT_CLOSED, writeRegistryError } from './error-mapper.js'
 import { stopWatching, watchResponseBody } from './idle-timeout.js'
 import { countRequest } from './request-metrics.js'
 import type { Services } from './services.js'
-import type { ResponseObserver } from './traffic-observer.js'
+import type { CarryRead, Forward, ResponseInterceptor, ResponseObserver } from './contracts.js'
 
 // The pass-through itself: one undici dispatch per request, streaming the client's body up
 // and the registry's body down with backpressure both ways, headers copied in a single pass.
@@ -17,17 +17,6 @@ import type { ResponseObserver } from './traffic-observer.js'
 // @fastify/reply-from's per-request machinery (a Readable, header copies, retries, reply
 // hooks), which the profile showed as most of the proxy's cost per small request.
 
-/** An answer the seam wants to see whole before the client does (a list PUT, docker's mounts). */
-export interface BufferedResponse {
-  readonly statusCode: number
-  readonly headers: IncomingHttpHeaders
-  readonly body: Buffer
-}
-
-/** Decides what the client gets: the registry's answer (`pass`) or an error instead. */
-export type ResponseInterceptor = (response: BufferedResponse) => Promise<RegistryError | 'pass'>
-
-export type Forward = (exchange: Exchange, res: ServerResponse, intercept?: ResponseInterceptor) => void
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection. `expect` too: Node has
 // already answered the client's 100-continue, and undici refuses the header (docs/passthrough.md).
@@ -39,12 +28,6 @@ export const forwarded = new WeakSet<ServerResponse>()
 /** Largest registry answer the seam reads whole (error bodies, empty 201/202s). */
 const MAX_INTERCEPTED_BYTES = 64 << 10
 
-/**
- * Another way to carry a read the seam does not inspect (the read carrier, read-carrier.ts).
- * It calls `done` when the read is over, or `fallback` instead, before the client has seen a
- * byte, to have the undici path carry it; the read keeps its client's slot either way.
- */
-export type CarryRead = (exchange: Exchange, res: ServerResponse, done: () => void, fallback: () => void) => void
 
 export function createForwarder(services: Services, observe: ResponseObserver, carryRead?: CarryRead): Forward {
   const { config, metrics } = services

@@ -3,22 +3,22 @@ import { readFileSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
-import type { Config } from '../config/schema.js'
-import { createLogger, type Logger } from '../observability/logger.js'
-import { clientErrorHandler, installErrorMapper, rawPathRefusal } from './error-mapper.js'
-import { registerHealth } from './health.js'
-import { registerPassthrough } from './passthrough.js'
-import { buildAdminApps } from './admin.js'
-import { decisionRecorder } from './decisions.js'
-import { createListPushHandler } from './list-push.js'
-import { createSeam } from './seam.js'
-import { createResponseObserver } from './traffic-observer.js'
-import { createFastLane } from './fast-lane.js'
-import { createForwarder, forwarded } from './forwarder.js'
-import { createReadCarrier, type ReadCarrier } from './read-carrier.js'
-import { countRequest } from './request-metrics.js'
-import { watchRequestBody } from './idle-timeout.js'
-import { closeServices, createServices, type ServiceOverrides, type Services } from './services.js'
+import type { Config } from './config/schema.js'
+import { createLogger, type Logger } from './observability/logger.js'
+import { clientErrorHandler, installErrorMapper, rawPathRefusal } from './proxy/error-mapper.js'
+import { registerHealth } from './admin/health.js'
+import { registerPassthrough } from './proxy/passthrough.js'
+import { buildAdminApps } from './admin/admin.js'
+import { decisionRecorder } from './proxy/decisions.js'
+import { createListPushHandler } from './proxy/list-push.js'
+import { createSeam } from './proxy/seam.js'
+import { createResponseObserver } from './proxy/traffic-observer.js'
+import { createFastLane } from './proxy/fast-lane.js'
+import { createForwarder, forwarded } from './proxy/forwarder.js'
+import { createReadCarrier, type ReadCarrier } from './proxy/read-carrier.js'
+import { countRequest } from './proxy/request-metrics.js'
+import { watchRequestBody } from './proxy/idle-timeout.js'
+import { closeServices, createServices, type ServiceOverrides, type Services } from './proxy/services.js'
 
 // Builds the proxy; never listens, so tests build, inject and tear down.
 
@@ -92,10 +92,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.decorateRequest('registryPath', null)
   app.decorateRequest('pushedManifest', null)
   installErrorMapper(app)
-  registerHealth(app, services)
+  registerHealth(app, services.client)
   installRequestMetrics(app, services)
-  const listPush = createListPushHandler(services, decisionRecorder(services))
-  await registerPassthrough(app, services, createSeam(services, forward, listPush))
+  const listPush = createListPushHandler(services, decisionRecorder({ ...services, audited: config.audit.include }))
+  await registerPassthrough(app, { origin: config.upstream, pool: services.passthrough }, createSeam(services.client, forward, listPush))
   const admin = config.admin.enabled ? await buildAdminApps(services) : null
   // The admin listeners take only small requests (notifications, API calls): each must arrive
   // whole within the body idle timeout, on top of the same header, keep-alive and connection limits.

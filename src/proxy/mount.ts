@@ -3,8 +3,8 @@ import { findBlobUse } from '../diagnose/blob-owner.js'
 import { mountRefusedMessage } from '../diagnose/message.js'
 import { isDigest } from '../oci/digest.js'
 import { RegistryError } from '../oci/error-code.js'
-import type { ResponseInterceptor } from './forwarder.js'
-import type { Services } from './services.js'
+import type { ResponseInterceptor } from './contracts.js'
+import type { RegistryClient } from '../upstream/registry-client.js'
 
 // POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<repo>. When the source does not hold
 // the blob, the registry opens a normal upload (202) instead, as the distribution spec says.
@@ -23,7 +23,7 @@ function isDockerCli(userAgent: string | undefined): boolean {
   return (userAgent ?? '').toLowerCase().startsWith('docker-client/')
 }
 
-export function mountInterceptor(services: Services, request: FastifyRequest, repository: string): ResponseInterceptor | undefined {
+export function mountInterceptor(client: RegistryClient, request: FastifyRequest, repository: string): ResponseInterceptor | undefined {
   const query = request.query as Record<string, string | undefined>
   const digest = query['mount']
   const from = query['from']
@@ -31,13 +31,13 @@ export function mountInterceptor(services: Services, request: FastifyRequest, re
   return async (response) => {
     if (response.statusCode !== 202) return 'pass'
     const ctx = { authorization: request.headers.authorization, signal: AbortSignal.timeout(BLOB_USE_TIMEOUT_MS) }
-    const use = await findBlobUse(services.client, from, digest, ctx)
+    const use = await findBlobUse(client, from, digest, ctx)
     // Passed on, the refusal is logged with every other refused mount (traffic observer).
     if (use !== 'ordinary') return 'pass'
     const message = mountRefusedMessage({ digest, from, repository, requestId: request.id })
     request.log.warn({ event: 'mount.refused', repository, from, digest, client: 'docker', blobUse: use }, message)
     const location = response.headers.location
-    void services.client.cancelUpload(typeof location === 'string' ? location : undefined, request.headers.authorization)
+    void client.cancelUpload(typeof location === 'string' ? location : undefined, request.headers.authorization)
     return RegistryError.of('BLOB_UNKNOWN', message, { digest, from, repository })
   }
 }

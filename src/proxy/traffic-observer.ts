@@ -5,7 +5,11 @@ import { parseManifest } from '../oci/manifest.js'
 import { mediaTypeOf } from '../oci/media-type.js'
 import { identityLabel, identityOf } from './identity.js'
 import type { Exchange } from './exchange.js'
+import type { ResponseObserver } from './contracts.js'
 import type { Services } from './services.js'
+
+/** What the observer writes to: the manifest body cache and the push ledger. */
+type Memory = Pick<Services, 'cache' | 'ledger'>
 
 // Learns from the traffic that passes: every manifest push goes into the ledger, and its
 // body into the manifest cache. The forwarder calls it with each registry answer before
@@ -15,25 +19,23 @@ import type { Services } from './services.js'
 // no size or existence the proxy saw (or half saw, as with an upload split across replicas)
 // can ever stand in for the registry's word.
 
-/** Sees every registry answer the proxy passes on, before the client does. */
-export type ResponseObserver = (request: Exchange, status: number, headers: IncomingHttpHeaders) => void
 
-export function createResponseObserver(services: Services): ResponseObserver {
+export function createResponseObserver(memory: Memory): ResponseObserver {
   return (request, status, headers) => {
     try {
-      observe(request, status, headers, services)
+      observe(request, status, headers, memory)
     } catch (err) {
       request.log.warn({ err }, 'traffic observer failed; the reply is unaffected')
     }
   }
 }
 
-function observe(request: Exchange, status: number, headers: IncomingHttpHeaders, services: Services): void {
+function observe(request: Exchange, status: number, headers: IncomingHttpHeaders, memory: Memory): void {
   const path = request.registryPath
   if (path === null) return
   if (path.kind === 'manifest' && request.method === 'PUT' && status === 201) {
     const digest = headerDigest(headers)
-    if (digest !== undefined) recordManifestPush(request, services, path.name, path.reference.kind === 'tag' ? path.reference.tag : undefined, digest)
+    if (digest !== undefined) recordManifestPush(request, memory, path.name, path.reference.kind === 'tag' ? path.reference.tag : undefined, digest)
     return
   }
   if (path.kind === 'upload' && request.method === 'POST' && status === 202 && (request.query as Record<string, string | undefined>)['mount'] !== undefined) {
@@ -45,12 +47,12 @@ function observe(request: Exchange, status: number, headers: IncomingHttpHeaders
   }
 }
 
-function recordManifestPush(request: Exchange, services: Services, repository: string, tag: string | undefined, digest: Digest): void {
+function recordManifestPush(request: Exchange, memory: Memory, repository: string, tag: string | undefined, digest: Digest): void {
   const pushed = request.pushedManifest
   const raw = pushed?.copy()
   const parsed = pushed?.parsed ?? (raw === undefined ? undefined : parsedOrUndefined(raw, mediaTypeOf(request.headers['content-type'])))
   const mediaType = parsed?.mediaType ?? mediaTypeOf(request.headers['content-type'])
-  if (parsed !== undefined && parsed.digest === digest) services.cache.remember(parsed)
+  if (parsed !== undefined && parsed.digest === digest) memory.cache.remember(parsed)
   const record: PushRecord = {
     repository,
     tag,
@@ -61,7 +63,7 @@ function recordManifestPush(request: Exchange, services: Services, repository: s
     identity: identityLabel(identityOf(request.headers.authorization, true)),
     source: 'proxy',
   }
-  services.ledger.record(record).catch((err: unknown) => request.log.warn({ err, repository, digest }, 'ledger write failed; the push went through'))
+  memory.ledger.record(record).catch((err: unknown) => request.log.warn({ err, repository, digest }, 'ledger write failed; the push went through'))
 }
 
 function parsedOrUndefined(raw: Buffer, contentType: string | undefined) {

@@ -2,9 +2,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../oci/error-code.js'
 import { parseRegistryPath, type RegistryPath } from '../oci/reference.js'
 import { sendRegistryError } from './error-mapper.js'
-import type { Forward, ResponseInterceptor } from './forwarder.js'
+import type { Forward, ManifestPutHandler } from './contracts.js'
 import { mountInterceptor } from './mount.js'
-import type { Services } from './services.js'
+import type { RegistryClient } from '../upstream/registry-client.js'
 
 // The one interception seam. Every proxied request passes through here once: paths that
 // could make the proxy and the registry disagree are refused, manifest PUTs go to the list
@@ -18,13 +18,6 @@ declare module 'fastify' {
   }
 }
 
-export type ManifestPutHandler = (
-  request: FastifyRequest,
-  reply: FastifyReply,
-  path: Extract<RegistryPath, { kind: 'manifest' }>,
-  /** Sends the request upstream; an interceptor sees the registry's answer first. */
-  forward: (intercept?: ResponseInterceptor) => void,
-) => unknown
 
 export type Seam = (request: FastifyRequest, reply: FastifyReply) => unknown
 
@@ -57,7 +50,7 @@ function refusal(path: RegistryPath): RegistryError {
   return RegistryError.of('NAME_INVALID', `manifest-guard: ${path.kind === 'invalid' ? path.reason : 'invalid path'}`)
 }
 
-export function createSeam(services: Services, forward: Forward, onManifestPut: ManifestPutHandler): Seam {
+export function createSeam(client: RegistryClient, forward: Forward, onManifestPut: ManifestPutHandler): Seam {
   return function seam(request: FastifyRequest, reply: FastifyReply) {
     const path = pathOf(request.url)
     request.registryPath = path
@@ -71,7 +64,7 @@ export function createSeam(services: Services, forward: Forward, onManifestPut: 
         })
       case 'mount':
         reply.hijack()
-        return forward(request, reply.raw, mountInterceptor(services, request, (path as { name: string }).name))
+        return forward(request, reply.raw, mountInterceptor(client, request, (path as { name: string }).name))
       case 'forward':
         reply.hijack()
         return forward(request, reply.raw)

@@ -1,0 +1,31 @@
+import type { FastifyRequest } from 'fastify'
+import type { Verdict } from '../diagnose/decision.js'
+import type { DecisionRecord } from './contracts.js'
+import { decisionEvent, logDecision } from './decision-log.js'
+import type { Services } from './services.js'
+
+/** What recording a decision needs of the proxy's services. */
+export type DecisionSinks = Pick<Services, 'metrics' | 'decisions' | 'audit'> & { readonly audited: readonly string[] }
+
+// Where a list push decision goes: the log (always), the metrics, the ring of recent
+// decisions for operators, and the audit sinks for the decisions configured there.
+
+export function decisionRecorder(sinks: DecisionSinks): (request: FastifyRequest, record: DecisionRecord) => void {
+  const { metrics, decisions, audit } = sinks
+  const audited: ReadonlySet<string> = new Set(sinks.audited)
+  return (request, record) => {
+    const event = decisionEvent(request, record)
+    logDecision(request, event)
+    const verdict: Verdict = record.decision.verdict
+    metrics.listPushes.inc({ result: verdict })
+    for (const p of record.decision.problems) metrics.listPushProblems.inc({ result: verdict, cause: p.cause })
+    metrics.validationSeconds.observe({ result: verdict }, record.latencyMs / 1000)
+    metrics.cacheLookups.inc({ result: 'hit' }, record.stats.cacheHits)
+    metrics.cacheLookups.inc({ result: 'miss' }, record.stats.cacheMisses)
+    decisions.add(event)
+    if (audited.has(verdict)) {
+      audit.file?.append(event)
+      audit.webhook?.send(event.event, `${event.repository}:${event.reference}`, event)
+    }
+  }
+}
