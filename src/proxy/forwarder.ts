@@ -202,8 +202,11 @@ export function createForwarder(services: Services, observe: ResponseObserver, c
 export function requestHeaders(request: Exchange, upstreamHost: string, origin: ClientOrigin, trust: boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   const given = request.headers
+  // A read's body is never sent on (distribution ignores it; Node discards it once the answer
+  // is out), so its length must not be either: the registry would wait for bytes that never come.
+  const read = request.method === 'GET' || request.method === 'HEAD'
   for (const name in given) {
-    if (DROP_REQUEST.has(name) || (!trust && name === 'forwarded')) continue
+    if (DROP_REQUEST.has(name) || (!trust && name === 'forwarded') || (read && name === 'content-length')) continue
     const v = given[name]
     if (v !== undefined) out[name] = v
   }

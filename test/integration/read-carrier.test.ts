@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -268,4 +268,46 @@ t.test('a registry that is down: a prompt 502', async (t) => {
   const body = (await res.body.json()) as { errors: { code: string; message: string }[] }
   t.equal(res.statusCode, 502)
   t.match(body.errors[0]?.message, /refused the connection/)
+})
+
+/** What one connection answers to `text`, sent whole; the connection is ended after `waitMs`. */
+async function exchange(url: string, text: string, waitMs: number): Promise<string> {
+  const { port, hostname } = new URL(url)
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname)
+    let out = ''
+    socket.on('data', (d: Buffer) => (out += d.toString('latin1')))
+    socket.on('error', () => {})
+    socket.on('close', () => resolve(out))
+    socket.write(text)
+    setTimeout(() => socket.end(), waitMs)
+  })
+}
+
+/** Status lines and bodies of every answer on a connection, without the headers that differ by hop. */
+function answers(wire: string): string[] {
+  return wire
+    .split(/(?=HTTP\/1\.1 \d{3} )/)
+    .filter((a) => a !== '')
+    .map((a) => {
+      const [head = '', body = ''] = a.split('\r\n\r\n')
+      return `${head.split('\r\n', 1)[0]} ${body}`
+    })
+}
+
+t.test("reads that carry a body get the registry's answers, and the next request on the connection its own", async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url, { server: { headersTimeoutMs: 2_000 } })
+  t.teardown(() => proxy.close())
+  const cases = [
+    ['GET with a Content-Length body', 'GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /v2/none/tags/list HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['HEAD with a Content-Length body', 'HEAD /v2/none/manifests/latest HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /v2/none/tags/list HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['GET with a chunked body', 'GET /v2/none/tags/list HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n'],
+  ] as const
+  for (const [name, text] of cases) {
+    const [direct, proxied] = await Promise.all([exchange(registry.url, text, 1_500), exchange(proxy.url, text, 1_500)])
+    t.equal(answers(direct).length, 2, `${name}: the registry answers both requests`)
+    t.same(answers(proxied), answers(direct), `${name}: the proxy answers the same, in time`)
+  }
 })
