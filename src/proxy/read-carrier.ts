@@ -307,14 +307,7 @@ class ReadTransfer implements ConnectionOwner {
 
   /** The registry failed: a prompt OCI error, or, mid-body, a cut connection. */
   #fail(error: Error): void {
-    if (this.#phase === 'done' || this.#phase === 'handed-over') return
-    this.#phase = 'done'
-    const connection = this.#connection
-    this.#connection = null
-    if (connection !== null) {
-      connection.owner = null
-      this.#ctx.pool.release(connection, false)
-    }
+    if (!this.#letGo()) return
     const res = this.#res
     const { upstream } = this.#ctx.services.config
     // The registry's address goes to the log, for operators; never to the client.
@@ -329,16 +322,23 @@ class ReadTransfer implements ConnectionOwner {
 
   /** The client closed its connection before the answer was done: the registry's goes too. */
   #clientGone(): void {
-    if (this.#phase === 'done' || this.#phase === 'handed-over') return
+    if (this.#letGo()) this.#finish()
+  }
+
+  /**
+   * Ends the transfer early (the registry failed or the client left), closing its registry
+   * connection: what is left of the answer on it has nowhere to go. False if already over.
+   */
+  #letGo(): boolean {
+    if (this.#phase === 'done' || this.#phase === 'handed-over') return false
     this.#phase = 'done'
     const connection = this.#connection
     this.#connection = null
     if (connection !== null) {
       connection.owner = null
-      // Mid-answer: what is left of it has nowhere to go.
       this.#ctx.pool.release(connection, false)
     }
-    this.#finish()
+    return true
   }
 
   #finish(): void {

@@ -8,8 +8,13 @@ import { startRegistry } from '../helpers/registry.js'
 // below the blob size: nothing is buffered.
 
 const GiB = 1 << 30
-/** Far under the blob: the proxy's resident set must not grow with what it carries. */
-const RSS_LIMIT = 200 * (1 << 20)
+/**
+ * Far under the blob: a proxy that buffered would pass 1 GiB. Not tighter: how much garbage
+ * (each read's chunk) waits for the collector depends on the machine's load, and a loaded CI
+ * run measured 201 MiB where a quiet one measures 140-160. The bench measures the figure that
+ * must stay flat with transfer size (npm run bench, peak RSS for 128 and 512 MiB).
+ */
+const RSS_LIMIT = 256 * (1 << 20)
 
 t.test('1 GiB blob upload and download stream through the proxy', async (t) => {
   const registry = await startRegistry()

@@ -172,14 +172,7 @@ t.test('pool exhaustion', async (t) => {
     const proxy = await startProxy(registry.url, { server: { ...SHORT, maxUploadsPerClient: 1_000 } })
     t.teardown(() => proxy.close())
     const stalled: Socket[] = []
-    for (let i = 0; i < 150; i++) {
-      const start = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
-      await start.body.dump()
-      const session = new URL(String(start.headers['location']))
-      const s = await open(proxy.url)
-      s.write(`PATCH ${session.pathname}${session.search} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\nx`)
-      stalled.push(s)
-    }
+    for (let i = 0; i < 150; i++) stalled.push((await stalledPatch(proxy.url, await newSession(proxy.url))).socket)
     const reads = await Promise.all(Array.from({ length: 20 }, () => ping(proxy.url)))
     t.same(new Set(reads.map((r) => r.status)), new Set([200]), `20 reads answered with 150 uploads stalled (slowest ${Math.max(...reads.map((r) => r.ms))} ms)`)
     const head = await request(`${proxy.url}/v2/team/app/blobs/sha256:${'0'.repeat(64)}`, { method: 'HEAD' })
@@ -196,14 +189,7 @@ t.test('pool exhaustion', async (t) => {
     const proxy = await startProxy(registry.url, { server: { ...SHORT, maxUploadsPerClient: 4 } })
     t.teardown(() => proxy.close())
     const stalled: Socket[] = []
-    for (let i = 0; i < 4; i++) {
-      const start = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
-      await start.body.dump()
-      const session = new URL(String(start.headers['location']))
-      const s = await open(proxy.url)
-      s.write(`PATCH ${session.pathname}${session.search} HTTP/1.1\r\nHost: ${proxy.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\nx`)
-      stalled.push(s)
-    }
+    for (let i = 0; i < 4; i++) stalled.push((await stalledPatch(proxy.url, await newSession(proxy.url))).socket)
     await new Promise((r) => setTimeout(r, 200))
     const fifth = await request(`${proxy.url}/v2/team/app/blobs/uploads/`, { method: 'POST' })
     const body = await fifth.body.text()
