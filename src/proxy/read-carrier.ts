@@ -8,6 +8,7 @@ import { clientOrigin, type ClientOrigin } from './client-origin.js'
 import { stopWatching, watchResponseBody } from './idle-timeout.js'
 import { countRequest } from './request-metrics.js'
 import type { Services } from './services.js'
+import { ChunkedBody } from '../upstream/chunked-body.js'
 import { readResponseHead, type ResponseHead } from '../upstream/response-head.js'
 import { type ConnectionOwner, type PooledConnection, SocketPool, UpstreamError } from '../upstream/socket-pool.js'
 
@@ -19,8 +20,9 @@ import { type ConnectionOwner, type PooledConnection, SocketPool, UpstreamError 
 // Content-Length body goes from the registry's socket to the client's socket in large reads,
 // each written once, without a parser, a handler call or an allocation per chunk.
 //
-// An answer it does not carry itself — a chunked body or one delimited by the connection's
-// close, which distribution sends only for large listings — is handed to the undici forwarder
+// A chunked body (distribution's large listings) is decoded as it comes and written through
+// the ServerResponse, which chunks it again for the client. An answer delimited by the
+// connection's close, which distribution does not send, is handed to the undici forwarder
 // before the client sees a byte: the carrier drops its connection and the forwarder asks again
 // (GET and HEAD are safe to repeat, RFC 9110 §9.2.1). See docs/passthrough.md. The forwarder
 // admits each read first (a client's share of read connections, client-slots.ts), so the
@@ -103,6 +105,8 @@ class ReadTransfer implements ConnectionOwner {
   #keepAlive = false
   /** Body bytes still to come. */
   #remaining = 0
+  /** The decoder of a chunked body (null for a Content-Length one). */
+  #chunked: ChunkedBody | null = null
   /** The client's socket, when the body is written to it directly. */
   #direct: Socket | null = null
   /** Writes handed to the client's socket whose callback has not come yet. */
@@ -112,6 +116,10 @@ class ReadTransfer implements ConnectionOwner {
   readonly #onClientClose = (): void => this.#clientGone()
   readonly #onWritten = (): void => this.#written()
   readonly #onDrain = (): void => this.#drained()
+  readonly #onPayload = (bytes: Buffer): void => {
+    // Copied: the connection's buffer is read into again once this read returns.
+    if (!this.#res.write(Buffer.from(bytes))) this.#waiting = true
+  }
 
   constructor(ctx: Context, request: Exchange, res: ServerResponse, done: () => void, fallback: () => void) {
     this.#ctx = ctx
@@ -155,7 +163,7 @@ class ReadTransfer implements ConnectionOwner {
   }
 
   onRead(n: number, buffer: Buffer): boolean {
-    if (this.#phase === 'body') return this.#body(buffer.subarray(0, n))
+    if (this.#phase === 'body') return this.#chunked === null ? this.#body(buffer.subarray(0, n)) : this.#chunkedBody(buffer.subarray(0, n))
     if (this.#phase !== 'head') return false
     this.#received = true
     let data = this.#partial === null ? buffer.subarray(0, n) : Buffer.concat([this.#partial, buffer.subarray(0, n)])
@@ -182,18 +190,30 @@ class ReadTransfer implements ConnectionOwner {
     const res = this.#res
     const method = request.method
     const bodiless = method === 'HEAD' || head.status === 204 || head.status === 304
-    if (!bodiless && head.framing.kind !== 'length') return this.#handOver()
+    if (!bodiless && head.framing.kind === 'close') return this.#handOver()
+    const chunked = !bodiless && head.framing.kind === 'chunked'
     const length = bodiless || head.framing.kind !== 'length' ? 0 : head.framing.length
     this.#keepAlive = head.keepAlive
     this.#ctx.observe(request, head.status, head.headers)
     closeIfUnread(request, res)
+    const headers = responseHeaders(head.headers, this.#ctx.upstreamPrefix, this.#origin)
+    // Transfer-Encoding wins over a length (RFC 9112 §6.3): the client gets Node's chunking only.
+    if (chunked) delete headers['content-length']
     try {
-      res.writeHead(head.status, responseHeaders(head.headers, this.#ctx.upstreamPrefix, this.#origin))
+      res.writeHead(head.status, headers)
     } catch (err) {
       // A header value Node will not send (a control character): as undici would, 502.
       res.removeHeader('content-length')
       this.#fail(new UpstreamError(`the registry sent a header the proxy cannot pass on (${(err as Error).message})`, 'UND_ERR_INVALID_RES'))
       return false
+    }
+    if (chunked) {
+      this.#phase = 'body'
+      this.#chunked = new ChunkedBody()
+      this.#ctx.pool.watch(this.#connection!, this.#ctx.bodyMs)
+      watchResponseBody(res, this.#ctx.idleMs)
+      res.on('drain', this.#onDrain)
+      return rest.length === 0 ? true : this.#chunkedBody(rest)
     }
     if (rest.length >= length) {
       // The whole body came with the head (manifests, errors, every HEAD): one write, copied
@@ -246,6 +266,20 @@ class ReadTransfer implements ConnectionOwner {
       return true
     }
     return !this.#waiting
+  }
+
+  /** A run of a chunked body: its payload written through the ServerResponse, the end found. */
+  #chunkedBody(data: Buffer): boolean {
+    const ended = this.#chunked!.feed(data, this.#onPayload)
+    if (ended === 'invalid') {
+      this.#fail(new UpstreamError('the registry sent a chunked body the proxy cannot read', 'UND_ERR_INVALID_RES'))
+      return false
+    }
+    if (ended === 'more') return !this.#waiting
+    this.#res.end()
+    // Bytes after the body: the connection cannot be trusted with another request.
+    this.#complete(ended === data.length)
+    return true
   }
 
   #written(): void {

@@ -7,8 +7,10 @@ import { join } from 'node:path'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { largeBlob } from '../helpers/blob-stream.js'
+import { buildImage } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
+import { pushImage, putManifest } from '../helpers/registry-http.js'
 import { requireTool, run } from '../helpers/tools.js'
 
 // The read carrier (src/proxy/read-carrier.ts) carries the fast lane's GETs and HEADs over raw
@@ -187,7 +189,12 @@ t.test('answers only a stand-in gives: chunked, repeated headers, redirects, idl
   const digest = `sha256:${'a'.repeat(64)}`
   const registry = await startRawRegistry((path, socket) => {
     if (path.startsWith('/v2/chunked/')) {
-      socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n')
+      // Written in pieces that split the framing, with an extension and a trailer.
+      const pieces = ['HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5', ';ext=1\r\nhel', 'lo\r', '\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n', '\r\n']
+      const next = (): void => void (pieces.length > 0 && socket.write(pieces.shift() as string, () => setTimeout(next, 5)))
+      next()
+    } else if (path.startsWith('/v2/badchunk/')) {
+      socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX')
     } else if (path.startsWith('/v2/challenge/')) {
       socket.write('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="a"\r\nWWW-Authenticate: Bearer realm="b"\r\nContent-Length: 2\r\n\r\n{}')
     } else if (path.startsWith('/v2/redirect/')) {
@@ -217,7 +224,15 @@ t.test('answers only a stand-in gives: chunked, repeated headers, redirects, idl
   const chunked = await request(`${proxy.url}/v2/chunked/manifests/latest`)
   t.equal(chunked.statusCode, 200)
   t.equal(await chunked.body.text(), 'hello world', 'a chunked answer reaches the client whole')
-  t.equal(registry.requests.filter((r) => r.includes('/v2/chunked/')).length, 2, 'asked again by the undici forwarder')
+  t.equal(registry.requests.filter((r) => r.includes('/v2/chunked/')).length, 1, 'asked once: the carrier decodes it')
+  const again = await request(`${proxy.url}/v2/ok/manifests/latest`)
+  t.equal(await again.body.text(), '{}', 'and its connection carries the next request')
+
+  // Cut mid-answer: the client may or may not have seen the head before the connection went.
+  await t.rejects(
+    request(`${proxy.url}/v2/badchunk/manifests/latest`).then((r) => r.body.text()),
+    'a chunked body with broken framing is cut for the client',
+  )
 
   const challenge = await request(`${proxy.url}/v2/challenge/manifests/latest`)
   await challenge.body.dump()
@@ -310,4 +325,28 @@ t.test("reads that carry a body get the registry's answers, and the next request
     t.equal(answers(direct).length, 2, `${name}: the registry answers both requests`)
     t.same(answers(proxied), answers(direct), `${name}: the proxy answers the same, in time`)
   }
+})
+
+t.test('a listing the registry sends chunked reaches the client byte for byte, asked once', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url)
+  t.teardown(() => proxy.close())
+  const image = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'many-tags' })
+  await pushImage(registry.url, 'carrier/tags', image)
+  // Enough tags that distribution's answer outgrows Go's response buffer and goes chunked.
+  for (let i = 0; i < 150; i++) await (await putManifest(registry.url, 'carrier/tags', `release-${String(i).padStart(4, '0')}`, image.manifest)).arrayBuffer()
+  const direct = await request(`${registry.url}/v2/carrier/tags/tags/list`)
+  const directBody = await direct.body.text()
+  t.equal(direct.headers['transfer-encoding'], 'chunked', 'the registry sends it chunked')
+  const pool = proxy.app.readCarrier!.pool
+  const proxied = await request(`${proxy.url}/v2/carrier/tags/tags/list`)
+  t.equal(proxied.statusCode, direct.statusCode)
+  t.equal(await proxied.body.text(), directBody, 'the same bytes')
+  // Carried, its connection is back in the pool; handed over to undici, it would be closed.
+  t.same({ open: pool.open, idle: pool.idle }, { open: 1, idle: 1 }, 'carried by the carrier, its connection kept alive')
+  const next = await request(`${proxy.url}/v2/carrier/tags/manifests/release-0000`, { headers: { accept: image.manifest.mediaType } })
+  await next.body.dump()
+  t.equal(next.statusCode, 200, 'the next read is answered')
+  t.same({ open: pool.open, idle: pool.idle }, { open: 1, idle: 1 }, 'on that same connection')
 })
