@@ -340,3 +340,30 @@ t.test('a pipelining client that leaves leaves no registry connection or read sl
   await next.body.dump()
   t.equal(next.statusCode, 200, "and the client's next read is answered")
 })
+
+t.test('a pipelining client that leaves during a handed-over (chunked) answer leaves no registry request behind', async (t) => {
+  const listing = Buffer.alloc(64 * MiB, 97)
+  const registry = await startRawRegistry((_path, socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${listing.length.toString(16)}\r\n`)
+    socket.write(listing)
+    socket.write('\r\n0\r\n\r\n')
+  })
+  t.teardown(() => registry.close())
+  const proxy = await startProxy(registry.url, { server: { maxReadsPerClient: 2 } })
+  t.teardown(() => proxy.close())
+  const reads = proxy.app.guard.passthroughReads
+
+  const { port } = new URL(proxy.url)
+  const socket = connect(Number(port), '127.0.0.1')
+  socket.on('error', () => {})
+  socket.pause()
+  socket.write('GET /v2/listing/tags/list HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3))
+  const started = Date.now() + 5_000
+  while (reads.stats.running < 2 && Date.now() < started) await new Promise((r) => setTimeout(r, 50))
+  t.equal(reads.stats.running, 2, 'both listings under way through the undici forwarder')
+  socket.destroy()
+
+  const deadline = Date.now() + 5_000
+  while (reads.stats.running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  t.equal(reads.stats.running, 0, 'the queued answer’s registry request is cancelled too')
+})
