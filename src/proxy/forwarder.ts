@@ -102,7 +102,7 @@ export function createForwarder(services: Services, observe: ResponseObserver, c
     // that connection goes (Node emits 'close' only on its request): a paused download would
     // hold its registry connection, and the proxy's shutdown, for ever.
     const onRequestClose = (): void => {
-      if (request.raw.socket.destroyed) onClientGone()
+      if (request.raw.socket?.destroyed === true) onClientGone()
     }
     res.once('close', onClientGone)
     request.raw.once('close', onRequestClose)

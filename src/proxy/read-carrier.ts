@@ -111,7 +111,7 @@ class ReadTransfer implements ConnectionOwner {
   #waiting = false
   readonly #onClientClose = (): void => this.#clientGone()
   readonly #onRequestClose = (): void => {
-    if (this.#request.raw.socket.destroyed) this.#clientGone()
+    if (this.#request.raw.socket?.destroyed === true) this.#clientGone()
   }
   readonly #onWritten = (): void => this.#written()
   readonly #onDrain = (): void => this.#drained()
@@ -130,7 +130,7 @@ class ReadTransfer implements ConnectionOwner {
     // and Node never emits 'close' on it when that connection goes: only its request closes.
     // Without this, its registry connection (paused, as nothing takes the body) and the
     // client's read slot were held for ever.
-    if (this.#request.raw.socket.destroyed) return this.#clientGone()
+    if (this.#request.raw.socket?.destroyed === true) return this.#clientGone()
     this.#res.once('close', this.#onClientClose)
     this.#request.raw.once('close', this.#onRequestClose)
     this.#ctx.pool.acquire((err, connection) => this.#acquired(err, connection))
