@@ -98,13 +98,21 @@ export function createForwarder(services: Services, observe: ResponseObserver, c
       noteGone()
       if (controller !== undefined && !controller.aborted) controller.abort(new Error('the client closed the connection'))
     }
+    // A response queued behind another on a pipelining client's connection hears nothing when
+    // that connection goes (Node emits 'close' only on its request): a paused download would
+    // hold its registry connection, and the proxy's shutdown, for ever.
+    const onRequestClose = (): void => {
+      if (request.raw.socket?.destroyed === true) onClientGone()
+    }
     res.once('close', onClientGone)
+    request.raw.once('close', onRequestClose)
 
     // Every way a forwarded request ends comes through here once: count it then, rather
     // than with one more listener per response.
     const finish = (): void => {
       done = true
       res.off('close', onClientGone)
+      request.raw.off('close', onRequestClose)
       slots.leave(client)
       stopWatching(res)
       // A client that left before its answer was sent is not an answer of the proxy's.

@@ -114,6 +114,9 @@ class ReadTransfer implements ConnectionOwner {
   /** Reading is paused until every write so far is done (the read buffer is still being sent). */
   #waiting = false
   readonly #onClientClose = (): void => this.#clientGone()
+  readonly #onRequestClose = (): void => {
+    if (this.#request.raw.socket?.destroyed === true) this.#clientGone()
+  }
   readonly #onWritten = (): void => this.#written()
   readonly #onDrain = (): void => this.#drained()
   readonly #onPayload = (bytes: Buffer): void => {
@@ -131,7 +134,13 @@ class ReadTransfer implements ConnectionOwner {
   }
 
   start(): void {
+    // A response queued behind another on a pipelining client's connection has no socket yet,
+    // and Node never emits 'close' on it when that connection goes: only its request closes.
+    // Without this, its registry connection (paused, as nothing takes the body) and the
+    // client's read slot were held for ever.
+    if (this.#request.raw.socket?.destroyed === true) return this.#clientGone()
     this.#res.once('close', this.#onClientClose)
+    this.#request.raw.once('close', this.#onRequestClose)
     this.#ctx.pool.acquire((err, connection) => this.#acquired(err, connection))
   }
 
@@ -310,6 +319,7 @@ class ReadTransfer implements ConnectionOwner {
   #handOver(): boolean {
     this.#phase = 'handed-over'
     this.#res.off('close', this.#onClientClose)
+    this.#request.raw.off('close', this.#onRequestClose)
     const connection = this.#connection
     this.#connection = null
     if (connection !== null) this.#ctx.pool.release(connection, false)
@@ -378,6 +388,7 @@ class ReadTransfer implements ConnectionOwner {
   #finish(): void {
     const res = this.#res
     res.off('close', this.#onClientClose)
+    this.#request.raw.off('close', this.#onRequestClose)
     if (this.#direct === null) res.off('drain', this.#onDrain)
     stopWatching(res)
     // The client's read slot (the forwarder's): every way a carried read ends comes here once.

@@ -350,3 +350,61 @@ t.test('a listing the registry sends chunked reaches the client byte for byte, a
   t.equal(next.statusCode, 200, 'the next read is answered')
   t.same({ open: pool.open, idle: pool.idle }, { open: 1, idle: 1 }, 'on that same connection')
 })
+
+t.test('a pipelining client that leaves leaves no registry connection or read slot behind', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  // Two read slots: two answers held for ever would lock this client out.
+  const proxy = await startProxy(registry.url, { server: { maxReadsPerClient: 2 } })
+  t.teardown(() => proxy.close())
+  const pool = proxy.app.readCarrier!.pool
+  const digest = await pushLarge(registry.url, 'carrier/pipelined', 8 * MiB, 'carrier-pipelined')
+
+  // Three downloads on one connection, none read: the second and third answers are queued
+  // behind the first (no socket of their own), then the client goes.
+  const { port } = new URL(proxy.url)
+  const socket = connect(Number(port), '127.0.0.1')
+  socket.on('error', () => {})
+  socket.pause()
+  socket.write(`GET /v2/carrier/pipelined/blobs/${digest} HTTP/1.1\r\nHost: x\r\n\r\n`.repeat(3))
+  const started = Date.now() + 5_000
+  while (pool.open < 2 && Date.now() < started) await new Promise((r) => setTimeout(r, 50))
+  t.equal(pool.open, 2, 'two downloads under way (the client has two read slots)')
+  socket.destroy()
+
+  const deadline = Date.now() + 5_000
+  while (pool.open > pool.idle && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  t.equal(pool.open, pool.idle, 'no registry connection is held for a client that left')
+  const next = await request(`${proxy.url}/v2/carrier/pipelined/blobs/${digest}`, { method: 'HEAD', headersTimeout: 5_000 })
+  await next.body.dump()
+  t.equal(next.statusCode, 200, "and the client's next read is answered")
+})
+
+t.test('a pipelining client that leaves during a handed-over (close-delimited) answer leaves no registry request behind', async (t) => {
+  const listing = Buffer.alloc(64 * MiB, 97)
+  // Neither a length nor chunked: the body ends with the connection, which the carrier hands
+  // to the undici forwarder.
+  const registry = await startRawRegistry((_path, socket) => {
+    socket.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n')
+    socket.write(listing)
+    socket.end()
+  })
+  t.teardown(() => registry.close())
+  const proxy = await startProxy(registry.url, { server: { maxReadsPerClient: 2 } })
+  t.teardown(() => proxy.close())
+  const reads = proxy.app.guard.passthroughReads
+
+  const { port } = new URL(proxy.url)
+  const socket = connect(Number(port), '127.0.0.1')
+  socket.on('error', () => {})
+  socket.pause()
+  socket.write('GET /v2/listing/tags/list HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3))
+  const started = Date.now() + 5_000
+  while (reads.stats.running < 2 && Date.now() < started) await new Promise((r) => setTimeout(r, 50))
+  t.equal(reads.stats.running, 2, 'both listings under way through the undici forwarder')
+  socket.destroy()
+
+  const deadline = Date.now() + 5_000
+  while (reads.stats.running > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  t.equal(reads.stats.running, 0, 'the queued answer’s registry request is cancelled too')
+})
