@@ -79,6 +79,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       // checked every second rather than Node's default 30.
       const options = { requestTimeout: 0, headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: CHECK_INTERVAL_MS }
       const server = tls === null ? createHttpServer(options, onRequest) : createHttpsServer({ ...tls, ...options }, onRequest)
+      // A client that half-closes once its request is sent (shutdown(SHUT_WR)) still reads the
+      // answer, as Go's server gives it; Node's default would drop its requests in flight.
+      // Node's own switch for this; the connection closes once the last answer is out.
+      Object.assign(server, { httpAllowHalfOpen: true })
       limitListener(server, limits, 0)
       return server
     },

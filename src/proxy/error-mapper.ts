@@ -57,7 +57,10 @@ export function writeRegistryError(res: ServerResponse, error: RegistryError): v
  * HTTP, a client too slow to send its headers): still answered with an OCI error body.
  */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Duplex): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  // Bytes after a request that said Connection: close: Go's server answers that request and
+  // ignores the rest; Node's parser stops with this error, and the answer in flight still goes
+  // out (the connection then closes), so leave the socket alone.
+  if (err.code === 'ECONNRESET' || err.code === 'HPE_CLOSED_CONNECTION' || socket.destroyed) return
   const [status, error] =
     err.code === 'HPE_HEADER_OVERFLOW'
       ? [431, RegistryError.of('UNSUPPORTED', 'manifest-guard: request headers larger than 16 KiB', undefined, 431)]

@@ -12,6 +12,7 @@ import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
 import { pushImage, putManifest } from '../helpers/registry-http.js'
 import { requireTool, run } from '../helpers/tools.js'
+import { answers, exchange } from '../helpers/raw-http.js'
 
 // The read carrier (src/proxy/read-carrier.ts) carries the fast lane's GETs and HEADs over raw
 // registry connections. What a client sees must not change: bodies byte for byte, Range and
@@ -284,31 +285,6 @@ t.test('a registry that is down: a prompt 502', async (t) => {
   t.equal(res.statusCode, 502)
   t.match(body.errors[0]?.message, /refused the connection/)
 })
-
-/** What one connection answers to `text`, sent whole; the connection is ended after `waitMs`. */
-async function exchange(url: string, text: string, waitMs: number): Promise<string> {
-  const { port, hostname } = new URL(url)
-  return new Promise((resolve) => {
-    const socket = connect(Number(port), hostname)
-    let out = ''
-    socket.on('data', (d: Buffer) => (out += d.toString('latin1')))
-    socket.on('error', () => {})
-    socket.on('close', () => resolve(out))
-    socket.write(text)
-    setTimeout(() => socket.end(), waitMs)
-  })
-}
-
-/** Status lines and bodies of every answer on a connection, without the headers that differ by hop. */
-function answers(wire: string): string[] {
-  return wire
-    .split(/(?=HTTP\/1\.1 \d{3} )/)
-    .filter((a) => a !== '')
-    .map((a) => {
-      const [head = '', body = ''] = a.split('\r\n\r\n')
-      return `${head.split('\r\n', 1)[0]} ${body}`
-    })
-}
 
 t.test("reads that carry a body get the registry's answers, and the next request on the connection its own", async (t) => {
   const registry = await startRegistry()
