@@ -12,6 +12,10 @@ const HOP = ['connection', 'keep-alive', 'transfer-encoding', 'host', 'expect']
 createServer((req, res) => {
   const headers: Record<string, string | string[]> = {}
   for (const name in req.headers) if (!HOP.includes(name)) headers[name] = req.headers[name] as string | string[]
+  // As the proxy does: the registry then points upload Locations back here, so an upload's
+  // PATCH and PUT go through this forwarder too, not straight to the registry.
+  headers['x-forwarded-host'] = req.headers.host ?? ''
+  headers['x-forwarded-proto'] = 'http'
   pool.dispatch(
     { method: req.method as 'GET', path: req.url ?? '/', headers, body: req.method === 'GET' || req.method === 'HEAD' ? null : req, ...(req.method === 'HEAD' ? { reset: false } : {}) },
     {
