@@ -16,7 +16,6 @@ export const EVENTS: Readonly<Record<Verdict, string>> = {
   deferred: 'push.deferred',
 }
 
-
 export function decisionEvent(request: FastifyRequest, r: DecisionRecord): DecisionEvent {
   const { decision } = r
   const ctx = { repository: r.repository, reference: r.reference, requestId: request.id }

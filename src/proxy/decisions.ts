@@ -4,11 +4,11 @@ import type { DecisionRecord } from './contracts.js'
 import { decisionEvent, logDecision } from './decision-log.js'
 import type { Services } from './services.js'
 
-/** What recording a decision needs of the proxy's services. */
-export type DecisionSinks = Pick<Services, 'metrics' | 'decisions' | 'audit'> & { readonly audited: readonly string[] }
-
 // Where a list push decision goes: the log (always), the metrics, the ring of recent
 // decisions for operators, and the audit sinks for the decisions configured there.
+
+/** What recording a decision needs of the proxy's services. */
+export type DecisionSinks = Pick<Services, 'metrics' | 'decisions' | 'audit'> & { readonly audited: readonly string[] }
 
 export function decisionRecorder(sinks: DecisionSinks): (request: FastifyRequest, record: DecisionRecord) => void {
   const { metrics, decisions, audit } = sinks

@@ -17,7 +17,6 @@ import type { CarryRead, Forward, ResponseInterceptor, ResponseObserver } from '
 // @fastify/reply-from's per-request machinery (a Readable, header copies, retries, reply
 // hooks), which the profile showed as most of the proxy's cost per small request.
 
-
 // Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection. `expect` too: Node has
 // already answered the client's 100-continue, and undici refuses the header (docs/passthrough.md).
 const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'upgrade', 'transfer-encoding', 'expect', 'host'])
@@ -27,7 +26,6 @@ export const forwarded = new WeakSet<ServerResponse>()
 
 /** Largest registry answer the seam reads whole (error bodies, empty 201/202s). */
 const MAX_INTERCEPTED_BYTES = 64 << 10
-
 
 export function createForwarder(services: Services, observe: ResponseObserver, carryRead?: CarryRead): Forward {
   const { config, metrics } = services

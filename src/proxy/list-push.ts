@@ -31,7 +31,6 @@ declare module 'fastify' {
   }
 }
 
-
 /** Registry operations of one repair at once (a streamed blob holds two connections). */
 const REPAIR_CONCURRENCY = 8
 

@@ -18,7 +18,6 @@ declare module 'fastify' {
   }
 }
 
-
 export type Seam = (request: FastifyRequest, reply: FastifyReply) => unknown
 
 export type Route = 'refuse' | 'list-push' | 'mount' | 'forward'

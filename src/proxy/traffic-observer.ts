@@ -19,7 +19,6 @@ type Memory = Pick<Services, 'cache' | 'ledger'>
 // no size or existence the proxy saw (or half saw, as with an upload split across replicas)
 // can ever stand in for the registry's word.
 
-
 export function createResponseObserver(memory: Memory): ResponseObserver {
   return (request, status, headers) => {
     try {

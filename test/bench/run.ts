@@ -56,7 +56,6 @@ function bigDigest(size: number): string {
   return `sha256:${hash.digest('hex')}`
 }
 
-
 async function uploadMonolithic(base: string, size: number, digest: string): Promise<number> {
   const started = performance.now()
   const start = await request(`${base}/v2/bench/big/blobs/uploads/`, { method: 'POST' })

@@ -38,8 +38,8 @@ export function largeBlob(size: number, seed: string): { stream: () => Readable;
 }
 
 /** Streams a GET body through sha256, holding nothing. */
-export async function hashDownload(url: string, headers: Record<string, string> = {}): Promise<{ status: number; digest: string; bytes: number; headers: Record<string, unknown> }> {
-  const res = await request(url, { headers })
+export async function hashDownload(url: string, options: Parameters<typeof request>[1] = {}): Promise<{ status: number; digest: string; bytes: number; headers: Record<string, unknown> }> {
+  const res = await request(url, options)
   const hash = createHash('sha256')
   let bytes = 0
   for await (const chunk of res.body) {

@@ -1,5 +1,4 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { Agent, request } from 'undici'
@@ -9,7 +8,8 @@ import { buildImage, buildIndex, ociLayoutRef } from '../helpers/oci-builder.js'
 import { buildProjectImage, readDockerfile } from '../helpers/project-image.js'
 import { startRegistry } from '../helpers/registry.js'
 import { getManifest, putManifest } from '../helpers/registry-http.js'
-import { freePort, requireTool, run, waitFor } from '../helpers/tools.js'
+import { selfSignedCert } from '../helpers/tls-cert.js'
+import { freePort, waitFor } from '../helpers/tools.js'
 
 // The project's image as users get it: built from the Dockerfile by a real docker engine and
 // run as it ships (its own USER, a read-only root filesystem, host networking on loopback), in
@@ -88,11 +88,8 @@ async function healthStatus(name: string): Promise<{ status: string; log: string
 }
 
 // The TLS container's certificate: self-signed for 127.0.0.1, readable by the image's user.
-requireTool('openssl', 'apt-get install -y openssl')
-const tlsDir = mkdtempSync(join(tmpdir(), 'mg-image-tls-'))
+const { dir: tlsDir } = await selfSignedCert('mg-image-tls-')
 t.teardown(() => rmSync(tlsDir, { recursive: true, force: true }))
-const made = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(tlsDir, 'tls.key'), '-out', join(tlsDir, 'tls.crt')])
-if (made.code !== 0) throw new Error(`openssl req failed: ${made.stderr}`)
 chmodSync(tlsDir, 0o755)
 chmodSync(join(tlsDir, 'tls.key'), 0o644)
 

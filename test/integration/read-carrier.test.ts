@@ -1,17 +1,14 @@
-import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
 import { Agent, request } from 'undici'
-import { largeBlob } from '../helpers/blob-stream.js'
+import { hashDownload, largeBlob } from '../helpers/blob-stream.js'
+import { selfSignedCert } from '../helpers/tls-cert.js'
 import { buildImage } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
 import { pushImage, putManifest } from '../helpers/registry-http.js'
-import { requireTool, run } from '../helpers/tools.js'
 import { answers, exchange } from '../helpers/raw-http.js'
 
 // The read carrier (src/proxy/read-carrier.ts) carries the fast lane's GETs and HEADs over raw
@@ -34,16 +31,7 @@ async function pushLarge(base: string, repo: string, size: number, seed: string)
   return blob.digest
 }
 
-async function hashOf(url: string, init: { headers?: Record<string, string>; dispatcher?: Agent } = {}): Promise<{ status: number; digest: string; bytes: number; headers: Record<string, unknown> }> {
-  const res = await request(url, { ...init, headersTimeout: 60_000, bodyTimeout: 60_000 })
-  const hash = createHash('sha256')
-  let bytes = 0
-  for await (const chunk of res.body) {
-    hash.update(chunk as Buffer)
-    bytes += (chunk as Buffer).length
-  }
-  return { status: res.statusCode, digest: `sha256:${hash.digest('hex')}`, bytes, headers: res.headers }
-}
+const hashOf = (url: string, init: { headers?: Record<string, string>; dispatcher?: Agent } = {}): ReturnType<typeof hashDownload> => hashDownload(url, { ...init, headersTimeout: 60_000, bodyTimeout: 60_000 })
 
 t.test('blobs, ranges, 304 and HEAD through the carrier, on kept-alive registry connections', async (t) => {
   const registry = await startRegistry()
@@ -120,12 +108,7 @@ t.test('clients that leave mid-download leave no registry connection behind', as
 })
 
 t.test('downloads over the proxy’s own TLS', async (t) => {
-  requireTool('openssl', 'apt-get install -y openssl')
-  const dir = mkdtempSync(join(tmpdir(), 'mg-carrier-tls-'))
-  const cert = join(dir, 'tls.crt')
-  const key = join(dir, 'tls.key')
-  const made = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert])
-  t.equal(made.code, 0, made.stderr)
+  const { cert, key } = await selfSignedCert('mg-carrier-tls-')
   const registry = await startRegistry()
   t.teardown(() => registry.stop())
   const proxy = await startProxy(registry.url, { tls: { cert, key } })

@@ -8,18 +8,14 @@ import { ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
 import { CLI, spawnProxy, startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
 import { getManifest } from '../helpers/registry-http.js'
+import { selfSignedCert } from '../helpers/tls-cert.js'
 import { requireTool, run } from '../helpers/tools.js'
 
 // TLS termination: docker refuses plain HTTP for registries off loopback, so the proxy can
 // serve HTTPS itself. Clients verify its certificate; upload Locations say https.
 
 t.test('the proxy serves HTTPS with its own certificate', async (t) => {
-  requireTool('openssl', 'apt-get install -y openssl')
-  const dir = mkdtempSync(join(tmpdir(), 'mg-tls-'))
-  const cert = join(dir, 'tls.crt')
-  const key = join(dir, 'tls.key')
-  const made = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert])
-  t.equal(made.code, 0, made.stderr)
+  const { dir, cert, key } = await selfSignedCert('mg-tls-')
   const registry = await startRegistry()
   t.teardown(() => registry.stop())
   const proxy = await startProxy(registry.url, { tls: { cert, key } })
