@@ -1,8 +1,13 @@
 import { envName, flagName, hasFlag } from './load.js'
-import { FIELDS, RETIRED_KEYS } from './schema.js'
+import { type Field, FIELDS, RETIRED_KEYS } from './schema.js'
 
 // config/README.md, generated from the settings table (npm run docs); a test fails when the
 // committed file and the table differ, so the reference cannot drift.
+
+/** A setting's default as the docs write it (a list joined with commas); undefined when unset. */
+export function formatDefault(f: Field): string | undefined {
+  return f.default === undefined ? undefined : Array.isArray(f.default) ? f.default.join(',') : String(f.default)
+}
 
 export function configReference(): string {
   const lines = [
@@ -20,7 +25,7 @@ export function configReference(): string {
     '| --- | --- | --- | --- | --- | --- |',
   ]
   for (const f of FIELDS) {
-    const def = f.default === undefined ? 'unset' : `\`${Array.isArray(f.default) ? f.default.join(',') : String(f.default)}\``
+    const def = f.default === undefined ? 'unset' : `\`${formatDefault(f)}\``
     const flag = hasFlag(f) ? `\`--${flagName(f.key)}\`` : f.secret === true ? '(no flag: a secret)' : '(file only)'
     const env = f.fileOnly === true ? '' : `\`${envName(f.key)}\``
     lines.push(`| \`${f.key}\` | ${f.type.describe.replaceAll('|', '\\|')} | ${def} | ${flag} | ${env} | ${f.doc.replaceAll('|', '\\|')}${f.secret === true ? ' (secret)' : ''} |`)

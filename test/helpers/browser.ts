@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { accessSync, constants } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { ROOT } from './root.js'
 import { type Browser, chromium } from 'playwright-core'
 
 // A real headless browser: Debian's chromium, driven over CDP by playwright-core (which
@@ -31,7 +31,6 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: chromiumPath(), headless: true, chromiumSandbox: false, args: FLAGS, timeout: 60_000 })
 }
 
-const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/test/') ? '../../../' : '../../', import.meta.url))
 
 /** Where screenshots go: beside tap's own output in .tap/ (git-ignored). */
 export function screenshotPath(name: string): string {

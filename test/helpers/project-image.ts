@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { ROOT } from './root.js'
 import { assertEngineOk, type DockerEngine } from './dockerd.js'
 import { run } from './tools.js'
 
@@ -10,7 +10,7 @@ import { run } from './tools.js'
 // makes both on the host and keeps them between runs.
 
 // This file runs from test/helpers (tap) or dist/test/helpers.
-export const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/test/') ? '../../../' : '../../', import.meta.url))
+export { ROOT }
 
 /** The first-time preparation downloads Debian and Node.js: minutes on a loaded machine. */
 const PREPARE_TIMEOUT_MS = 20 * 60_000

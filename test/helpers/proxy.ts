@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
+import { ROOT } from './root.js'
 import type { FastifyInstance } from 'fastify'
 import { Agent, request } from 'undici'
 import { loadConfig } from '../../src/config/load.js'
@@ -69,7 +69,6 @@ function isPlain(v: unknown): v is Record<string, unknown> {
 }
 
 // This file runs from test/helpers (tap) or dist/test/helpers (compiled scripts).
-const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/test/') ? '../../../' : '../../', import.meta.url))
 export const CLI = `${ROOT}dist/src/cli.js`
 
 export interface ProxyProcess {

@@ -1,19 +1,40 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import t from 'tap'
+import { type CheckIo, runCheck } from '../../src/check-command.js'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
 import { CLI, spawnProxy, startProxy } from '../helpers/proxy.js'
 import { startRedis } from '../helpers/redis.js'
 import { startRegistry } from '../helpers/registry.js'
 import { basic, deleteManifest, pushChildren, pushImage, putManifest } from '../helpers/registry-http.js'
 import { startTokenServer } from '../helpers/token-server.js'
-import { run } from '../helpers/tools.js'
+import { type RunResult, run } from '../helpers/tools.js'
 
 // `manifest-guard check` against a real registry: exit 0 when sound, 1 when broken (a child's
 // layer deleted after the list was pushed), the layer named; --json and --all-tags.
 
-const check = (args: string[], env: Record<string, string> = {}, input?: string) =>
+// Most cases call the command in-process (runCheck, what cli.ts calls); a few spawn the built
+// CLI (checkSpawned) to show the process itself: its exit code, streams and standard input.
+async function check(args: string[], env: Record<string, string> = {}, input?: string): Promise<RunResult> {
+  let stdout = ''
+  let stderr = ''
+  const sink = (write: (s: string) => void) => new Writable({ write: (chunk: Buffer, _enc, done) => (write(chunk.toString()), done()) })
+  const io: CheckIo = {
+    stdout: sink((s) => (stdout += s)),
+    stderr: sink((s) => (stderr += s)),
+    env: { ...process.env, ...env },
+    readStdin: () => {
+      if (input === undefined) throw new Error('this case gives no standard input')
+      return input
+    },
+  }
+  const code = await runCheck(args, io)
+  return { code, stdout, stderr }
+}
+
+const checkSpawned = (args: string[], env: Record<string, string> = {}, input?: string) =>
   run(process.execPath, [CLI, 'check', ...args], { env: { ...process.env, ...env }, timeoutMs: 60_000, ...(input === undefined ? {} : { input }) })
 
 t.test('check a list already in the registry', async (t) => {
@@ -26,13 +47,13 @@ t.test('check a list already in the registry', async (t) => {
   await putManifest(registry.url, 'team/app', '1.0', list.manifest)
   await pushImage(registry.url, 'team/app', amd, '1.0-amd64')
 
-  const sound = await check([`${registry.host}/team/app:1.0`])
+  const sound = await checkSpawned([`${registry.host}/team/app:1.0`])
   t.equal(sound.code, 0, `sound list exits 0 (${sound.stderr})`)
   t.match(sound.stdout, `team/app:1.0  ${list.manifest.digest}  OCI image index: sound (2 children, 6 blobs checked)`)
 
   const gone = arm.layers[1]!.digest
   t.equal((await fetch(`${registry.url}/v2/team/app/blobs/${gone}`, { method: 'DELETE' })).status, 202)
-  const broken = await check([`${registry.host}/team/app:1.0`])
+  const broken = await checkSpawned([`${registry.host}/team/app:1.0`])
   t.equal(broken.code, 1, 'broken list exits 1')
   t.match(broken.stdout, 'OCI image index: BROKEN, 1 problem')
   t.match(broken.stdout, `manifest blob unknown: layer ${gone} (layer 2) of the linux/arm64 child`)
@@ -50,7 +71,7 @@ t.test('check a list already in the registry', async (t) => {
   t.equal(missing.code, 3, 'a tag that does not exist: could not check')
   t.match(missing.stdout, 'NOT CHECKED: team/app:nope does not exist')
 
-  const usage = await check(['team/app:1.0'])
+  const usage = await checkSpawned(['team/app:1.0'])
   t.equal(usage.code, 2)
   t.match(usage.stderr, 'name the registry too')
 })
@@ -64,7 +85,7 @@ t.test('check with credentials', async (t) => {
   const anonymous = await check([`${registry.host}/team/app:1.0`])
   t.equal(anonymous.code, 3)
   t.match(anonymous.stdout, 'refused the credentials')
-  const withPassword = await check(['--username', 'dana', '--password-stdin', `${registry.host}/team/app:1.0`], {}, 'dana-pw\n')
+  const withPassword = await checkSpawned(['--username', 'dana', '--password-stdin', `${registry.host}/team/app:1.0`], {}, 'dana-pw\n')
   t.equal(withPassword.code, 0, withPassword.stdout + withPassword.stderr)
   const fromEnv = await check(['--username', 'dana', `${registry.host}/team/app:1.0`], { MANIFEST_GUARD_CHECK_PASSWORD: 'dana-pw' })
   t.equal(fromEnv.code, 0)

@@ -4,6 +4,7 @@ import { buildImage, MT, sha256 } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { json } from '../helpers/real-world.js'
 import { startRegistry } from '../helpers/registry.js'
+import { waitFor } from '../helpers/tools.js'
 
 // A client that disconnects mid-body is not an error of the proxy: whatever it was sending (a
 // blob chunk, a monolithic upload, a list the proxy reads whole before checking it), the proxy
@@ -83,7 +84,9 @@ t.test('a client that disconnects mid-body is not an error of the proxy', async 
     const counted = requestCounts(await scrape(), c.method)
     // Half of what is announced: the body is cut in the middle.
     await leaveMidBody(proxy.url, c.method, await c.path(), c.headers, c.body.subarray(0, c.body.length >> 1), c.body.length, c.how)
-    await new Promise((r) => setTimeout(r, 200))
+    // The proxy hears the client leave a moment after the socket goes: wait for its record and its count.
+    const counts4xx = async () => requestCounts(await scrape(), c.method)['4xx'] ?? 0
+    await waitFor(async () => proxy.logs.records.slice(before).some((r) => r['event'] === 'client.closed') && (await counts4xx()) > (counted['4xx'] ?? 0), 10_000, `${c.name}: the proxy to record the client leaving`)
     const records = proxy.logs.records.slice(before)
     t.same(
       records.filter((r) => ALARMING.has(String(r['level']))).map((r) => r['msg']),

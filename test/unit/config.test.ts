@@ -98,6 +98,8 @@ t.test('secrets are never taken as flags: one line names the environment variabl
       t.notMatch(message, 's3cret', 'without echoing the value')
       t.notMatch(message, '\n', 'on one line')
     }
-    t.equal(loadConfig({ argv: [], env: { [envName(f.key)]: 'from-env' } }).admin !== undefined, true, `${f.key} from the environment is fine`)
+    const fromEnv = loadConfig({ argv: [], env: { [envName(f.key)]: 'from-env' } }) as unknown as Record<string, unknown>
+    const value = f.key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], fromEnv)
+    t.equal(value, 'from-env', `${f.key} is read from ${envName(f.key)}`)
   }
 })

@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { fromRoot } from '../helpers/root.js'
 
 // The shape of src/: imports point downward, and no file reaches itself through others.
 // Each folder sits on a floor; a file may import its own folder or a lower floor, never a
@@ -24,7 +24,7 @@ const FLOORS: readonly (readonly string[])[] = [
   ['.'],
 ]
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src')
+const ROOT = fromRoot('src')
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []))
