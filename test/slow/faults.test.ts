@@ -15,14 +15,21 @@ import { freePort } from '../helpers/tools.js'
 
 const MiB = 1 << 20
 
-/** A body that yields `total` bytes slowly enough that something can happen half way. */
-function slowBody(total: number, chunk = MiB, pauseMs = 5): Readable {
+/**
+ * A body that yields `total` bytes slowly enough that something can happen half way; `at`
+ * runs once when that many bytes have been handed to the client.
+ */
+function slowBody(total: number, chunk = MiB, pauseMs = 5, at?: { bytes: number; run: () => void }): Readable {
   let sent = 0
   const block = Buffer.alloc(chunk, 7)
   return new Readable({
     read() {
       if (sent >= total) return void this.push(null)
       sent += chunk
+      if (at !== undefined && sent >= at.bytes) {
+        at.run()
+        at = undefined
+      }
       setTimeout(() => this.push(block), pauseMs)
     },
   })
@@ -42,12 +49,14 @@ t.test('the registry dies mid-upload: the client gets an error and nothing is ac
   const blob = largeBlob(128 * MiB, 'killed-mid-upload')
   const location = await startUpload(proxy.url, 'faults/app')
   location.searchParams.set('digest', blob.digest)
-  const body = slowBody(128 * MiB)
-  setTimeout(() => void registry.kill(), 300)
+  // The registry dies once a quarter of the body is on its way: mid-upload, whatever the machine's speed.
+  let killedAt = -1
+  const body = slowBody(128 * MiB, MiB, 5, { bytes: 32 * MiB, run: () => ((killedAt = 32 * MiB), void registry.kill()) })
   const outcome = await request(location, { method: 'PUT', headers: { 'content-length': String(128 * MiB) }, body, headersTimeout: 30_000 }).then(
     async (res) => ({ status: res.statusCode, text: await res.body.text() }),
     (err: Error) => ({ status: 0, text: err.message }),
   )
+  t.equal(killedAt, 32 * MiB, 'the registry was killed with the upload under way')
   t.not(outcome.status, 201, `the upload failed (${outcome.status} ${outcome.text.slice(0, 120)})`)
   if (outcome.status !== 0) t.match(outcome.text, /"errors"/, 'with an OCI error body when one could still be sent')
   await registry.start()
