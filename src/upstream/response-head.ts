@@ -14,7 +14,7 @@ export interface ResponseHead {
   readonly size: number
   /** HTTP/1.1 without `Connection: close`: the connection can carry the next request. */
   readonly keepAlive: boolean
-  /** The body's framing: a length, `chunked` (or another coding), or `close` (read to the end). */
+  /** The body's framing: a length, `chunked` (the final coding), or `close` (read to the end). */
   readonly framing: { readonly kind: 'length'; readonly length: number } | { readonly kind: 'chunked' } | { readonly kind: 'close' }
 }
 
@@ -68,13 +68,19 @@ function headerList(value: string | string[] | undefined): string[] {
 }
 
 function framingOf(headers: Record<string, string | string[]>): ResponseHead['framing'] | 'invalid' {
-  // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3).
-  if (headers['transfer-encoding'] !== undefined) return { kind: 'chunked' }
+  const codings = headers['transfer-encoding']
   const length = headers['content-length']
+  if (codings !== undefined) {
+    // Both framings at once is how request smuggling and response splitting hide (RFC 9112
+    // §6.3 item 3); Node's parser refuses such a response, and so does undici's forwarder.
+    if (length !== undefined) return 'invalid'
+    // Chunked only when it is the final coding (RFC 9112 §6.3 item 4); otherwise the body runs
+    // to the end of the connection, as Node reads it (`Transfer-Encoding: gzip`).
+    return headerList(codings).at(-1) === 'chunked' ? { kind: 'chunked' } : { kind: 'close' }
+  }
   if (length === undefined) return { kind: 'close' }
-  // Repeated lengths must agree (RFC 9112 §6.3, item 5).
-  const values = headerList(length)
-  const first = values[0] as string
-  if (!DIGITS.test(first) || values.some((v) => v !== first)) return 'invalid'
-  return { kind: 'length', length: Number(first) }
+  // One Content-Length of digits only: Node's parser refuses a repeated one even when the values
+  // agree, and a list (`5, 5`), a sign or any other character.
+  if (Array.isArray(length) || !DIGITS.test(length)) return 'invalid'
+  return { kind: 'length', length: Number(length) }
 }
