@@ -9,7 +9,7 @@ export class Metrics {
 
   readonly listPushes = new Counter({
     name: 'manifest_guard_list_pushes_total',
-    help: 'List and index pushes by decision (accepted, rejected, warned, unverified, deferred).',
+    help: 'List and index pushes by decision (accepted, rejected, warned, repaired, unverified, deferred).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   })

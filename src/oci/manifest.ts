@@ -116,7 +116,3 @@ function descriptors(value: unknown, where: string): Descriptor[] | ManifestProb
   }
   return out
 }
-
-export function isManifestProblem(value: Manifest | ManifestProblem | string): value is ManifestProblem {
-  return typeof value === 'object' && 'problem' in value
-}

@@ -25,10 +25,6 @@ export function parseReference(value: string): Reference | undefined {
   return 'digest' in parsed ? { kind: 'digest', digest: parsed.digest } : undefined
 }
 
-export function formatReference(ref: Reference): string {
-  return ref.kind === 'tag' ? ref.tag : ref.digest
-}
-
 /** What a `/v2/…` path addresses, as far as the proxy needs to know. */
 export type RegistryPath =
   | { kind: 'manifest'; name: string; reference: Reference }

@@ -6,10 +6,11 @@ import type { Forward, ManifestPutHandler } from './contracts.js'
 import { mountInterceptor } from './mount.js'
 import type { RegistryClient } from '../upstream/registry-client.js'
 
-// The one interception seam. Every proxied request passes through here once: paths that
-// could make the proxy and the registry disagree are refused, manifest PUTs go to the list
-// push handler, docker's failed mounts are explained, and everything else streams straight
-// through.
+// The one interception seam. Every proxied request is decided here once — by route() for
+// the fast lane's reads (which then skip fastify), by the handler for everything else: paths
+// that could make the proxy and the registry disagree are refused, manifest PUTs go to the
+// list push handler, docker's failed mounts are explained, and everything else streams
+// straight through.
 
 declare module 'fastify' {
   interface FastifyRequest {
