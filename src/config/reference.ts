@@ -6,7 +6,9 @@ import { type Field, FIELDS, RETIRED_KEYS } from './schema.js'
 
 /** A setting's default as the docs write it (a list joined with commas); undefined when unset. */
 export function formatDefault(f: Field): string | undefined {
-  return f.default === undefined ? undefined : Array.isArray(f.default) ? f.default.join(',') : String(f.default)
+  if (f.default === undefined) return undefined
+  if (!Array.isArray(f.default)) return String(f.default)
+  return f.default.length === 0 ? '[]' : f.default.join(',')
 }
 
 export function configReference(): string {

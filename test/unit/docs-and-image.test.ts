@@ -29,9 +29,19 @@ t.test('the README starts with the two commands, and CI runs every suite npm tes
 t.test('every setting the README names exists, with the default the code has', async (t) => {
   const byKey = new Map(FIELDS.map((f) => [f.key, f]))
   let checked = 0
+  // The README's settings tables: those whose header starts `| key |`.
+  let inTable = false
   for (const line of read('README.md').split('\n')) {
+    if (!line.startsWith('|')) {
+      inTable = false
+      continue
+    }
+    if (line.startsWith('| key |')) {
+      inTable = true
+      continue
+    }
     const cells = line.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim())
-    if (cells.length < 3 || !/^[a-z][a-zA-Z]*(\.[a-zA-Z]+)*( \/ [a-z][a-zA-Z]*(\.[a-zA-Z]+)*)*$/.test(cells[0] as string)) continue
+    if (!inTable || cells[0] === '---' || !/^[a-z][a-zA-Z]*(\.[a-zA-Z]+)*( \/ [a-z][a-zA-Z]*(\.[a-zA-Z]+)*)*$/.test(cells[0] as string)) continue
     const keys = (cells[0] as string).split(' / ')
     // The short table has a flag column before the default; the long one does not.
     const defaults = (cells[cells.length === 4 ? 2 : 1] as string).split(' / ')
@@ -42,7 +52,10 @@ t.test('every setting the README names exists, with the default the code has', a
       const shown = (defaults[i] as string).trim()
       const m = /^`([^`]*)`$/.exec(shown)
       if (m === null) continue
-      t.equal(m[1], formatDefault(field), `the README's default of ${key}`)
+      // Sizes are written for people (`64 MiB`); the table holds bytes.
+      const size = /^(\d+) (KiB|MiB|GiB)$/.exec(m[1] as string)
+      const value = size === null ? m[1] : String(Number(size[1]) * 2 ** { KiB: 10, MiB: 20, GiB: 30 }[size[2] as 'KiB' | 'MiB' | 'GiB'])
+      t.equal(value, formatDefault(field), `the README's default of ${key}`)
       checked++
     }
   }
