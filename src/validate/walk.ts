@@ -179,6 +179,9 @@ class Walk {
     this.#stats.manifestsChecked++
     if (lookup.status !== 'found') {
       if (entryKind(descriptor.mediaType) === 'either' && notAManifest(lookup)) await this.#judgeEntryBlob(node)
+      // An entry that says it is a manifest, at a digest the registry holds only as a blob: no
+      // client can pull it as the manifest the entry promises.
+      else if (lookup.status === 'failed' && notAManifest(lookup) && (await this.#lookupBlob(descriptor.digest)).status === 'found') this.#findings.push({ kind: 'child-missing', paths, descriptor })
       else this.#recordAbsence(lookup, paths, descriptor, 'child-missing')
       return
     }
