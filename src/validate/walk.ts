@@ -10,7 +10,8 @@ import type { BlobRole, Finding, GraphPath, WalkResult, WalkStats } from './find
 import { limiter } from './limiter.js'
 
 // The graph walk: every entry of the pushed index (recursively), and every config and layer
-// blob of every image child, looked up in the target repository only. Each distinct object is
+// blob of every image child, looked up in the target repository only. What the repository
+// holds at a digest says what it is (a manifest, walked; or a blob), never the entry's type. Each distinct object is
 // looked up and judged once, however often it is named; the places it is named are kept for
 // the diagnosis. It collects every problem instead of stopping at the first, and is bounded in
 // depth, distinct objects, references, concurrency and time. Content problems are findings;
