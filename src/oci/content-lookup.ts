@@ -11,7 +11,7 @@ export type ContentLookup<T> =
   /** 401/403: the caller's credentials do not reach it. */
   | { readonly status: 'denied'; readonly httpStatus: number }
   /** The registry could not say (5xx, 429, timeout, network, oversized or corrupt answer). */
-  | { readonly status: 'failed'; readonly reason: string }
+  | { readonly status: 'failed'; readonly reason: string; readonly httpStatus?: number }
 
 export interface ManifestContent {
   readonly digest: Digest

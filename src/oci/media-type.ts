@@ -1,3 +1,5 @@
+import { parseMediaType } from './mime.js'
+
 // The closed table of media types the proxy understands, and the predicates the rest of the
 // code uses instead of comparing strings. Sources: OCI image-spec media-types.md and the
 // Docker image manifest v2 schema 2 spec.
@@ -90,11 +92,14 @@ export const MANIFEST_ACCEPT: string = [
   MediaType.DockerManifestV1,
 ].join(', ')
 
-/** The media type of a Content-Type header value: parameters dropped, lower-cased. */
+/**
+ * The media type of a Content-Type header value as Go reads it (mime.ts): parameters dropped,
+ * lower-cased; undefined when there is none. For what a manifest PUT means to the registry,
+ * see manifest-handler.ts.
+ */
 export function mediaTypeOf(contentType: string | undefined): string | undefined {
   if (contentType === undefined) return undefined
-  const semi = contentType.indexOf(';')
-  const bare = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase()
+  const bare = parseMediaType(contentType).mediaType
   return bare === '' ? undefined : bare
 }
 

@@ -7,7 +7,7 @@ import { newLookupStats } from '../oci/content-lookup.js'
 import { algorithmOf, digestOf, isDigest } from '../oci/digest.js'
 import { RegistryError } from '../oci/error-code.js'
 import { type IndexManifest, parseManifest } from '../oci/manifest.js'
-import { isGenericContentType, isIndex, mediaTypeOf } from '../oci/media-type.js'
+import { readManifestPutContentType } from '../oci/manifest-handler.js'
 import { MAX_MANIFEST_BYTES } from '../upstream/registry-client.js'
 import { examine } from '../inspect/examine.js'
 import { copyChildren, type RepairReport } from '../repair/copy-children.js'
@@ -104,8 +104,14 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
 
   return async function listPush(request, reply, path, forward) {
     const policy = resolvePolicy(path.name)
-    const contentType = mediaTypeOf(request.headers['content-type'])
-    if (policy.mode === 'off' || (!isIndex(contentType) && !isGenericContentType(contentType))) {
+    // The registry's own reading of the Content-Type decides what the body is (manifest-handler.ts).
+    const reading = readManifestPutContentType(request.headers['content-type'])
+    if (policy.mode !== 'off' && reading.kind === 'odd') {
+      // Bytes no client sends, that Go and JavaScript read differently: refused before the body is read.
+      reply.header('connection', 'close')
+      return sendRegistryError(reply, RegistryError.of('MANIFEST_INVALID', `manifest-guard: ${reading.reason}`))
+    }
+    if (policy.mode === 'off' || reading.kind === 'image') {
       // Not a list (or not ours to check): stream it, keeping a copy for the existence cache.
       if (request.body instanceof Readable) {
         const copy = new BodyCopy(MAX_MANIFEST_BYTES)
@@ -134,7 +140,8 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
     const raw = read.bytes
     // Exactly these bytes go upstream, under the client's own headers.
     request.body = Readable.from([raw])
-    const parsed = parseManifest(raw, contentType)
+    // A list type read from the header, else (no handler of its own) the body's mediaType or shape.
+    const parsed = parseManifest(raw, reading.kind === 'index' ? reading.mediaType : undefined)
     if ('problem' in parsed) return sendRegistryError(reply, RegistryError.of('MANIFEST_INVALID', `manifest-guard: ${parsed.problem}`))
     request.pushedManifest = { copy: () => raw, parsed }
     if (parsed.kind !== 'index') return forward()

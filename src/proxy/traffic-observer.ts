@@ -1,8 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { PushRecord } from '../ledger/push-record.js'
 import { type Digest, isDigest } from '../oci/digest.js'
-import { parseManifest } from '../oci/manifest.js'
-import { mediaTypeOf } from '../oci/media-type.js'
+import { readManifestPutContentType } from '../oci/manifest-handler.js'
 import { identityLabel, identityOf } from './identity.js'
 import type { Exchange } from './exchange.js'
 import type { ResponseObserver } from './contracts.js'
@@ -49,9 +48,13 @@ function observe(request: Exchange, status: number, headers: IncomingHttpHeaders
 function recordManifestPush(request: Exchange, memory: Memory, repository: string, tag: string | undefined, digest: Digest): void {
   const pushed = request.pushedManifest
   const raw = pushed?.copy()
-  const parsed = pushed?.parsed ?? (raw === undefined ? undefined : parsedOrUndefined(raw, mediaTypeOf(request.headers['content-type'])))
-  const mediaType = parsed?.mediaType ?? mediaTypeOf(request.headers['content-type'])
-  if (parsed !== undefined && parsed.digest === digest) memory.cache.remember(parsed)
+  // Bytes only, under the digest the registry answered (the cache checks they hash to it):
+  // what they are is read from them at each use, never from the client's Content-Type.
+  if (raw !== undefined) memory.cache.remember(digest, raw)
+  // The ledger notes the type the registry stored it as: the proxy's reading of a list, else
+  // the registry's reading of the header.
+  const reading = readManifestPutContentType(request.headers['content-type'])
+  const mediaType = pushed?.parsed?.mediaType ?? (reading.kind === 'odd' || reading.mediaType === '' ? undefined : reading.mediaType)
   const record: PushRecord = {
     repository,
     tag,
@@ -63,11 +66,6 @@ function recordManifestPush(request: Exchange, memory: Memory, repository: strin
     source: 'proxy',
   }
   memory.ledger.record(record).catch((err: unknown) => request.log.warn({ err, repository, digest }, 'ledger write failed; the push went through'))
-}
-
-function parsedOrUndefined(raw: Buffer, contentType: string | undefined) {
-  const parsed = parseManifest(raw, contentType)
-  return 'problem' in parsed ? undefined : parsed
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {

@@ -1,5 +1,6 @@
 import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
 import type { Digest } from '../oci/digest.js'
+import { parseManifest } from '../oci/manifest.js'
 import type { ManifestCache } from './manifest-cache.js'
 import type { RegistryClient, TagResolution } from './registry-client.js'
 
@@ -7,7 +8,9 @@ import type { RegistryClient, TagResolution } from './registry-client.js'
 // garbage collection, retention and an admin's DELETE straight at the registry remove content
 // without telling anyone. So every lookup asks the registry whether the repository holds the
 // digest now (one HEAD per child and blob, on kept-alive connections), and only manifest
-// *bodies* come from the cache: a child already seen costs a HEAD instead of a GET.
+// *bodies* come from the cache: a child already seen costs a HEAD instead of a GET. What a
+// cached body is comes from its bytes, read under the type the registry states for it in
+// that HEAD, just as a GET's answer would be read: never from how it was pushed.
 
 export class CachedSource {
   readonly #client: RegistryClient
@@ -24,12 +27,17 @@ export class CachedSource {
       const here = await this.#client.resolveTag(repository, digest, ctx)
       if (here.status !== 'found') return here
       if (ctx.stats !== undefined) ctx.stats.cacheHits++
-      const value: ManifestContent = { digest, mediaType: here.value.mediaType ?? body.mediaType, size: here.value.size ?? body.raw.length, manifest: body }
+      const parsed = parseManifest(body, here.value.mediaType ?? '')
+      const size = here.value.size ?? body.length
+      const value: ManifestContent =
+        'problem' in parsed
+          ? { digest, mediaType: here.value.mediaType ?? '', size, manifest: undefined, problem: parsed.problem }
+          : { digest, mediaType: parsed.mediaType, size, manifest: parsed }
       return { status: 'found', value }
     }
     if (ctx.stats !== undefined) ctx.stats.cacheMisses++
     const answer = await this.#client.manifest(repository, digest, ctx)
-    if (answer.status === 'found' && answer.value.manifest !== undefined) this.#cache.remember(answer.value.manifest)
+    if (answer.status === 'found' && answer.value.manifest !== undefined) this.#cache.remember(digest, answer.value.manifest.raw)
     return answer
   }
 

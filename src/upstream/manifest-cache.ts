@@ -1,25 +1,28 @@
 import { LRUCache } from 'lru-cache'
-import type { Digest } from '../oci/digest.js'
-import type { Manifest } from '../oci/manifest.js'
+import { algorithmOf, type Digest, digestOf } from '../oci/digest.js'
 
-// Manifest bodies by digest, from the proxy's own lookups and from the manifest pushes that
-// pass through it. A body is content-addressed, so it is the same in every repository and
-// never goes stale; whether a repository holds it is always asked of the registry, never
-// kept here (garbage collection and retention delete content without telling anyone).
+// Manifest bytes by digest, from the proxy's own lookups and from the manifest pushes that
+// pass through it. Bytes are content-addressed, so they are the same in every repository and
+// never go stale; whether a repository holds them is always asked of the registry, never kept
+// here (garbage collection and retention delete content without telling anyone). Only bytes
+// are kept: what they are (list, image, something else) is read again from them, under the
+// registry's word for their type, at each use (cached-source.ts), never from the Content-Type
+// a client happened to push them with.
 
 export class ManifestCache {
-  readonly #bodies: LRUCache<Digest, Manifest> | undefined
+  readonly #bodies: LRUCache<Digest, Buffer> | undefined
 
   constructor(maxBytes: number) {
-    this.#bodies = maxBytes > 0 ? new LRUCache({ maxSize: maxBytes, sizeCalculation: (m) => Math.max(1, m.raw.length) }) : undefined
+    this.#bodies = maxBytes > 0 ? new LRUCache({ maxSize: maxBytes, sizeCalculation: (b) => Math.max(1, b.length) }) : undefined
   }
 
-  /** Keeps a parsed body, only under its own digest (it was hashed when parsed). */
-  remember(manifest: Manifest): void {
-    if (this.#bodies !== undefined && manifest.raw.length <= this.#bodies.maxSize) this.#bodies.set(manifest.digest, manifest)
+  /** Keeps bytes under `digest` only if they hash to it. */
+  remember(digest: Digest, raw: Buffer): void {
+    if (this.#bodies === undefined || raw.length > this.#bodies.maxSize) return
+    if (digestOf(raw, algorithmOf(digest)) === digest) this.#bodies.set(digest, raw)
   }
 
-  body(digest: Digest): Manifest | undefined {
+  body(digest: Digest): Buffer | undefined {
     return this.#bodies?.get(digest)
   }
 }

@@ -313,7 +313,7 @@ export class RegistryClient {
     await res.body.dump()
     if (res.statusCode === 404) return { status: 'missing' }
     if (res.statusCode === 401 || res.statusCode === 403) return { status: 'denied', httpStatus: res.statusCode }
-    return { status: 'failed', reason: `the registry answered ${res.statusCode}` }
+    return { status: 'failed', reason: `the registry answered ${res.statusCode}`, httpStatus: res.statusCode }
   }
 }
 

@@ -10,7 +10,8 @@ import type { BlobRole, Finding, GraphPath, WalkResult, WalkStats } from './find
 import { limiter } from './limiter.js'
 
 // The graph walk: every entry of the pushed index (recursively), and every config and layer
-// blob of every image child, looked up in the target repository only. Each distinct object is
+// blob of every image child, looked up in the target repository only. What the repository
+// holds at a digest says what it is (a manifest, walked; or a blob), never the entry's type. Each distinct object is
 // looked up and judged once, however often it is named; the places it is named are kept for
 // the diagnosis. It collects every problem instead of stopping at the first, and is bounded in
 // depth, distinct objects, references, concurrency and time. Content problems are findings;
@@ -49,13 +50,26 @@ export async function walkIndex(input: WalkInput): Promise<WalkResult> {
   return new Walk(input).run()
 }
 
-/** How an index entry is looked up, by what its descriptor says it is. */
-type EntryKind = 'manifest' | 'blob' | 'either'
+/**
+ * How an index entry is looked up. What the registry holds at the digest decides what it is,
+ * never the entry's media type: every entry is asked for as a manifest first (a list naming an
+ * image under `…manifest.v1+JSON`, a layer type or "x" still gets the image's config and
+ * layers checked). Only an entry that says it is a manifest must be one; any other may also be
+ * a blob of the repository (BuildKit's registry cache lists its layers in `manifests[]`).
+ */
+type EntryKind = 'manifest' | 'either'
 
 function entryKind(mediaType: string): EntryKind {
-  if (isManifest(mediaType)) return 'manifest'
-  // A missing media type says nothing; the registry takes any manifest or blob of the repository.
-  return mediaType === '' ? 'either' : 'blob'
+  return isManifest(mediaType) ? 'manifest' : 'either'
+}
+
+/**
+ * A manifest lookup that says the digest is not a manifest of the repository. distribution
+ * finds a layer through its legacy blob link when asked for a manifest, fails to read it as
+ * one, and answers 500: that object is a blob, and no client can pull it as a manifest either.
+ */
+function notAManifest(lookup: ContentLookup<ManifestContent>): boolean {
+  return lookup.status === 'missing' || (lookup.status === 'failed' && lookup.httpStatus === 500)
 }
 
 /** A child manifest, once, with every place the graph names it. */
@@ -137,14 +151,7 @@ class Walk {
 
   async #visitIndex(index: IndexManifest, chain: readonly Descriptor[], depth: number): Promise<void> {
     this.#findDuplicateEntries(index, chain)
-    await Promise.all(
-      index.manifests.map((d) => {
-        // Non-distributable content lives at its `urls`, not in the registry (image-spec layer.md).
-        if (isNonDistributable(d.mediaType)) return undefined
-        const path: GraphPath = { chain: [...chain, d] }
-        return entryKind(d.mediaType) === 'blob' ? this.#visitBlob(d, 'entry', [path]) : this.#visitChild(d, path, depth)
-      }),
-    )
+    await Promise.all(index.manifests.map((d) => this.#visitChild(d, { chain: [...chain, d] }, depth)))
   }
 
   #visitChild(descriptor: Descriptor, path: GraphPath, depth: number): Promise<void> {
@@ -172,8 +179,11 @@ class Walk {
     const lookup = await this.#lookupManifest(descriptor.digest)
     this.#stats.manifestsChecked++
     if (lookup.status !== 'found') {
-      if (lookup.status === 'missing' && entryKind(descriptor.mediaType) === 'either' && (await this.#blobExists(descriptor.digest))) return
-      this.#recordAbsence(lookup, paths, descriptor, 'child-missing')
+      if (entryKind(descriptor.mediaType) === 'either' && notAManifest(lookup)) await this.#judgeEntryBlob(node)
+      // An entry that says it is a manifest, at a digest the registry holds only as a blob: no
+      // client can pull it as the manifest the entry promises.
+      else if (lookup.status === 'failed' && notAManifest(lookup) && (await this.#lookupBlob(descriptor.digest)).status === 'found') this.#findings.push({ kind: 'child-missing', paths, descriptor })
+      else this.#recordAbsence(lookup, paths, descriptor, 'child-missing')
       return
     }
     const found = lookup.value
@@ -207,16 +217,25 @@ class Walk {
     ])
   }
 
-  /** A blob named at `paths` (its parent's places, or the index entry's own). */
+  /** An index entry that is no manifest of the repository: a blob of it, or missing. */
+  async #judgeEntryBlob(node: ChildNode): Promise<void> {
+    const lookup = await this.#lookupBlob(node.descriptor.digest)
+    for (const { descriptor, paths } of [node, ...node.variants.values()]) {
+      // Non-distributable content lives at its `urls`, not in the registry (image-spec layer.md).
+      if (lookup.status === 'missing' && isNonDistributable(descriptor.mediaType)) continue
+      // An entry that names no type says nothing of what it should be: a missing child.
+      if (lookup.status === 'missing' && descriptor.mediaType === '') this.#findings.push({ kind: 'child-missing', paths, descriptor })
+      else this.#judgeBlob(lookup, descriptor, 'entry', paths)
+    }
+  }
+
+  /** A blob named at `paths` (its parent's places). */
   async #visitBlob(descriptor: Descriptor, role: BlobRole, paths: readonly GraphPath[], layerIndex?: number): Promise<void> {
     if (!this.#admit(!this.#blobs.has(descriptor.digest))) return
-    let lookup = await this.#lookupBlob(descriptor.digest)
-    if (lookup.status === 'missing' && role === 'entry') {
-      // The registry takes any manifest of the repository for an index entry too.
-      const asManifest = await this.#lookupManifest(descriptor.digest)
-      if (asManifest.status === 'found') return
-      if (asManifest.status !== 'missing') lookup = asManifest
-    }
+    this.#judgeBlob(await this.#lookupBlob(descriptor.digest), descriptor, role, paths, layerIndex)
+  }
+
+  #judgeBlob(lookup: ContentLookup<BlobContent>, descriptor: Descriptor, role: BlobRole, paths: readonly GraphPath[], layerIndex?: number): void {
     if (lookup.status === 'found') {
       if (lookup.value.size !== undefined && lookup.value.size !== descriptor.size) {
         this.#findings.push({ kind: 'size-mismatch', paths, descriptor, role, actual: lookup.value.size })
@@ -226,10 +245,6 @@ class Walk {
     } else {
       this.#recordAbsence(lookup, paths, descriptor, 'blob-missing')
     }
-  }
-
-  async #blobExists(digest: Digest): Promise<boolean> {
-    return (await this.#lookupBlob(digest)).status === 'found'
   }
 
   #recordAbsence(lookup: Exclude<ContentLookup<unknown>, { status: 'found' }>, paths: readonly GraphPath[], descriptor: Descriptor, missingKind: 'child-missing' | 'blob-missing'): void {

@@ -11,19 +11,21 @@ import { Readable } from 'node:stream'
 
 const d = (n: number): Digest => `sha256:${n.toString(16).padStart(64, '0')}` as Digest
 
-t.test('manifest cache: bodies by their own digest, bounded in bytes', async (t) => {
+t.test('manifest cache: bytes by their own digest, bounded in bytes', async (t) => {
   const cache = new ManifestCache(1 << 20)
   const raw = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}')
   const m = parseManifest(raw, undefined)
   if ('problem' in m) return t.fail()
-  cache.remember(m)
-  t.equal(cache.body(m.digest), m, 'body kept by digest')
+  cache.remember(m.digest, raw)
+  t.same(cache.body(m.digest), raw, 'bytes kept by digest, and only bytes: what they are is read from them at each use')
   t.equal(cache.body(d(9)), undefined)
+  cache.remember(d(7), raw)
+  t.equal(cache.body(d(7)), undefined, 'bytes that do not hash to the digest are not kept under it')
   const small = new ManifestCache(10)
-  small.remember(m)
+  small.remember(m.digest, raw)
   t.equal(small.body(m.digest), undefined, 'a body larger than the whole cache is not kept')
   const off = new ManifestCache(0)
-  off.remember(m)
+  off.remember(m.digest, raw)
   t.equal(off.body(m.digest), undefined, '0 disables the cache')
 })
 

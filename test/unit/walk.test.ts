@@ -181,6 +181,46 @@ const cases: Case[] = [
     limits: { maxDepth: 2 },
     expect: ['too-deep'],
   },
+  // What the registry holds at a digest decides what it is, never the entry's media type.
+  ...['application/vnd.oci.image.manifest.v1+JSON', MT.ociLayer, 'x', MT.ociNondistributable].map((mediaType) => ({
+    name: `an image named as ${mediaType}, whose layer is gone, is walked as the image it is`,
+    setup: (s: MemorySource) => {
+      s.addImage('r', arm)
+      s.blobs.delete(`r@${arm.layers[1]!.digest}`)
+    },
+    index: rawIndex([{ ...arm.descriptor, mediaType }]),
+    expect: ['blob-missing', 'media-type-mismatch'] as FindingKind[],
+  })),
+  {
+    name: 'an image named without a media type, whose layer is gone, is walked',
+    setup: (s) => {
+      s.addImage('r', arm)
+      s.blobs.delete(`r@${arm.layers[1]!.digest}`)
+    },
+    index: rawIndex([{ digest: arm.descriptor.digest, size: arm.descriptor.size } as Descriptor]),
+    expect: ['blob-missing'],
+  },
+  {
+    name: 'blobs listed as entries (a BuildKit cache) are blobs',
+    setup: (s) => s.addImage('r', amd),
+    index: rawIndex([
+      { mediaType: MT.ociLayer, digest: amd.layers[0]!.digest, size: amd.layers[0]!.bytes.length },
+      { mediaType: 'application/vnd.buildkit.cacheconfig.v0', digest: amd.config.digest, size: amd.config.bytes.length },
+    ]),
+    expect: [],
+  },
+  {
+    name: 'a blob entry that is not there',
+    setup: () => {},
+    index: rawIndex([{ mediaType: MT.ociLayer, digest: amd.layers[0]!.digest, size: amd.layers[0]!.bytes.length }]),
+    expect: ['blob-missing'],
+  },
+  {
+    name: 'an entry that says it is a manifest at a digest that is only a blob',
+    setup: (s) => s.addImage('r', amd),
+    index: rawIndex([{ mediaType: MT.ociManifest, digest: amd.layers[0]!.digest, size: amd.layers[0]!.bytes.length }]),
+    expect: ['child-missing'],
+  },
 ]
 
 for (const c of cases) {

@@ -1,0 +1,3 @@
+module manifest-guard/test/parse-media-type
+
+go 1.19

@@ -1,0 +1,3 @@
+module manifest-guard/test/unicode-tables
+
+go 1.19
