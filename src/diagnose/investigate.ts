@@ -154,7 +154,8 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
   }
 
   const elsewhere = [...new Set(records.filter((r) => r.repository !== repository).map((r) => r.repository))]
-  const candidates = candidateRepositories(input.candidatePatterns, repository, platform).filter((c) => !elsewhere.includes(c))
+  const patterned = candidateRepositories(input.candidatePatterns, repository, platform)
+  const candidates = patterned.filter((c) => !elsewhere.includes(c))
   // Only a 404 says a repository does not hold it; a 401/403 or a failure says nothing, and
   // naming such a repository as "checked" would claim what the client may not know.
   const absent: string[] = []
@@ -178,7 +179,7 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
   // refused nothing was learnt, and the answer says so. Only candidate repositories (names
   // made from the settings) are named; a refusal in one the ledger alone knows of changes
   // nothing in the answer, which would otherwise tell of content the client cannot read.
-  const unreadable = candidates.filter((c) => refused.includes(c))
+  const unreadable = patterned.filter((c) => refused.includes(c))
   if (unreadable.length > 0) return { cause: 'unreadable-elsewhere', checked, unreadable }
   return { cause: 'never-pushed', checked }
 }
@@ -191,8 +192,8 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
  *   by its children's tags holds it now) pointed at a tag that does not hold it now is a
  *   deliberate copy (a rollback, a promotion, a yanked release restored): forwarded, and a
  *   warning (`released-copy`) when one of the list's own tags moved on;
- * - otherwise (a list assembled anew, or re-sent unchanged onto the tag that already holds it
- *   and released under no other tag) a child whose own tag (`1.0-amd64` for list `1.0`, or a
+ * - otherwise (a list assembled anew, or re-sent unchanged onto the tag that already holds it,
+ *   whatever other tag holds it too) a child whose own tag (`1.0-amd64` for list `1.0`, or a
  *   bare platform tag `amd64`) now names another build is stale;
  * - a tag that only shares a word with the list's (`1.0-build7`), or any tag when the list is
  *   pushed by digest: a warning (`tag-moved`), since nothing says either way;
@@ -203,7 +204,7 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
 class StaleRule {
   readonly #in: InvestigationInput
   readonly #ledger: SafeLedger
-  #released: Promise<string | undefined> | undefined
+  #released: Promise<{ readonly copy: boolean; readonly as: string | undefined }> | undefined
   /** Tags of this list's platform images, for the fix commands. */
   readonly #own = new Set<string>()
 
@@ -227,12 +228,14 @@ class StaleRule {
       if (now.status !== 'found' || now.value.digest === d.digest) continue
       if (!(await this.#supersedes(now.value.digest, d.digest, platform))) continue
       const facts = { object: 'child manifest' as const, digest: d.digest, platforms: [platform], tag, pushedAt: record.at, now: now.value.digest, ...nowFacts(history.find((r) => r.digest === now.value.digest)) }
-      const releasedAs = await this.#releasedAs()
-      if (releasedAs !== undefined) {
-        if (relation === 'own') return { ...facts, cause: 'released-copy', releasedAs }
+      const release = await this.#release()
+      if (release.copy) {
+        if (relation === 'own') return { ...facts, cause: 'released-copy', releasedAs: release.as! }
         continue
       }
-      return { ...facts, cause: relation === 'own' ? 'stale-present' : 'tag-moved' }
+      if (relation !== 'own') return { ...facts, cause: 'tag-moved' }
+      // Re-sent onto a tag that holds it: the message can say the list is another tag's release too.
+      return { ...facts, cause: 'stale-present', ...(release.as === undefined ? {} : { releasedAs: release.as }) }
     }
     return undefined
   }
@@ -260,30 +263,31 @@ class StaleRule {
   }
 
   /**
-   * A tag this very list was released as, when pointing the pushed tag at it is a copy: a tag
-   * other than the pushed one whose value it was (ledger) or is (registry), or the pushed tag
-   * itself when it held the list before and does not now (a release restored). Undefined for
-   * a list never released, or re-sent onto the tag that holds it and released as nothing else.
+   * Whether pointing the pushed tag at this list is a copy of a release, and a tag it was
+   * released as. Released: some tag's value, per the ledger (a push by tag) or, for a list the
+   * ledger does not know, per a tag its children's tags were made from holding it now. A copy:
+   * released, and the pushed tag does not hold it now (a rollback, a promotion, a release
+   * restored). Re-sent onto the tag that holds it, it is judged like a list assembled anew,
+   * whatever other tag holds it too: its own tags are what its pusher means to ship.
    */
-  #releasedAs(): Promise<string | undefined> {
+  #release(): Promise<{ readonly copy: boolean; readonly as: string | undefined }> {
     this.#released ??= (async () => {
       const { repository, prober, ctx, list, listTag } = this.#in
+      // A lookup that fails says nothing: judged as a re-send, the stricter reading.
+      const now = listTag === undefined ? undefined : await prober.resolveTag(repository, listTag, ctx)
+      const holds = now !== undefined && now.status !== 'missing' && (now.status !== 'found' || now.value.digest === list.digest)
       const tags = distinctTags((await this.#ledger.pushesOf(list.digest)).filter((r) => r.repository === repository)).map((r) => r.tag!)
       const other = tags.find((t) => t !== listTag)
-      if (other !== undefined) return other
-      if (listTag !== undefined && tags.includes(listTag)) {
-        const now = await prober.resolveTag(repository, listTag, ctx)
-        // A lookup that fails says nothing: judged as a re-send, the stricter reading.
-        if (now.status === 'missing' || (now.status === 'found' && now.value.digest !== list.digest)) return listTag
-        return undefined
-      }
+      if (other !== undefined) return { copy: !holds, as: other }
+      if (holds) return { copy: false, as: undefined }
+      if (listTag !== undefined && tags.includes(listTag)) return { copy: true, as: listTag }
       // Not in the ledger (pushed straight to the registry, or before the ledger's memory): the
       // list tags its children's tags were made from may hold it now.
       for (const tag of (await this.#releaseCandidates()).slice(0, RELEASE_TAGS_PROBED)) {
-        const now = await prober.resolveTag(repository, tag, ctx)
-        if (now.status === 'found' && now.value.digest === list.digest) return tag
+        const there = await prober.resolveTag(repository, tag, ctx)
+        if (there.status === 'found' && there.value.digest === list.digest) return { copy: true, as: tag }
       }
-      return undefined
+      return { copy: false, as: undefined }
     })()
     return this.#released
   }

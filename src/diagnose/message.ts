@@ -46,7 +46,7 @@ function sentence(p: Problem, ctx: MessageContext): string {
     case 'stale-present':
       return (
         `stale child ${what} is an old build: ${repo}:${p.tag} has been pushed again since, as ${shortDigest(p.now ?? '')}${p.nowAt === undefined ? '' : ` ${at(p.nowAt)}`}${by(p)}; ` +
-        `the registry would accept this list and ship the old image. Fix: ${recreate(ctx)}`
+        `the registry would accept this list and ship the old image${p.releasedAs === undefined ? '' : ` (it is ${repo}:${p.releasedAs} too: to point ${repo}:${ctx.reference} at that release, nothing needs pushing, it already does)`}. Fix: ${recreate(ctx)}`
       )
     case 'wrong-repository':
       return (
