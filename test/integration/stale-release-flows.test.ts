@@ -86,6 +86,14 @@ t.test('warn (released-copy), rollback: skopeo copy --all app:1.0.0 app:latest a
   t.equal(warned.length, 1, 'the rollback is recorded as push.warned')
   t.equal(warned[0]!['reference'], 'latest')
   t.same(causes(warned[0]!), [['released-copy', 'latest-amd64', '1.0.0'], ['released-copy', 'latest-arm64', '1.0.0']], 'a copy of release 1.0.0, whose latest-<arch> moved on')
+
+  // What no rule tells apart (README): the rollback run again re-sends the list onto the tag
+  // that holds it, judged by latest's own tags; the message says nothing needs pushing.
+  const again = await skopeo(['copy', '--all', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${proxied.host}/team/app:1.0.0`, `docker://${proxied.host}/team/app:latest`])
+  t.not(again.code, 0, 'the same copy run again is refused')
+  t.match(again.stderr, 'is an old build: team/app:latest-amd64 has been pushed again since')
+  t.match(again.stderr, 'it is team/app:1.0.0 too: to point team/app:latest at that release, nothing needs pushing, it already does')
+  t.equal((await getManifest(proxied.registryUrl, 'team/app', 'latest')).digest, held['1.0.0'], 'latest still names release 1.0.0')
 })
 
 t.test('accept, pinned promotion: buildah manifest add …@sha256 of the day-2 build, manifest push --all into stable, once made from nightly-<arch>', async (t) => {
