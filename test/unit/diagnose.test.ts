@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decide, type Policy } from '../../src/diagnose/decision.js'
+import { decide, type Policy, wireError } from '../../src/diagnose/decision.js'
 import { candidateRepositories, investigate } from '../../src/diagnose/investigate.js'
 import { clientKind, type MessageContext } from '../../src/diagnose/message.js'
 import { belongsTo, listTagOf, tagRelation } from '../../src/diagnose/tag-relation.js'
@@ -314,4 +314,10 @@ t.test('released or not: a copy of a list some tag held is deliberate; a push by
   source.addIndex(REPO, list, '1.0.0')
   const copy = await diagnose(source, ledger, list, 'latest')
   t.same(copy.problems.map((p) => [p.cause, p.releasedAs]), [['released-copy', '1.0.0']], '1.0.0 holds it now: a copy')
+  const decision = decide(copy.problems, POLICY, { ...CTX, reference: 'latest' })
+  t.equal(decision.verdict, 'warned', 'forwarded with a warning')
+  t.match(
+    wireError(copy.problems[0]!, { ...CTX, reference: 'latest' }).message,
+    `child ${amdOld.manifest.digest} (linux/amd64) was pushed as team/app:latest-amd64 at 1970-01-01T00:00:01Z, and that tag has been pushed again since, as ${amdNew.manifest.digest.slice(0, 19)} at 1970-01-01T00:00:02Z by alice; forwarded as a deliberate copy (a rollback, a promotion, a release restored): this very list was released as team/app:1.0.0, so team/app:latest now names an older build than team/app:latest-amd64`,
+  )
 })
