@@ -7,6 +7,7 @@ import { adminTokenHook } from './admin-auth.js'
 import { parseDecisionFilter, registerDecisionsPage } from './decisions-page.js'
 import { installErrorMapper, sendRegistryError } from '../proxy/error-mapper.js'
 import { registerRegistryEvents } from './registry-events.js'
+import { policyResolver } from '../proxy/policy.js'
 import { type Services, walkLimitsOf } from '../proxy/services.js'
 
 // The admin listeners, never the proxy port: /metrics for Prometheus, and the /_guard/v1 API
@@ -51,6 +52,7 @@ export async function buildAdminApps(services: Services): Promise<AdminApps> {
 async function registerApi(app: FastifyInstance, services: Services): Promise<void> {
   const { config } = services
   const requireToken = adminTokenHook(readSecret(config.admin.token, config.admin.tokenFile))
+  const resolvePolicy = policyResolver(config)
   registerRegistryEvents(app, services, `${ADMIN_PREFIX}/events`)
 
   await app.register(async (people) => {
@@ -89,6 +91,8 @@ async function registerApi(app: FastifyInstance, services: Services): Promise<vo
           candidatePatterns: config.validation.candidateRepositories,
           ctx: { authorization: undefined, credentials },
           registryHost: new URL(config.upstream).host,
+          // Judged as a push to this repository is: validation.staleChild and its rules.
+          staleChild: resolvePolicy(repository).staleChild,
         })
         return reply.code(result.status === 'unchecked' ? 502 : 200).send(result)
       })

@@ -2,12 +2,12 @@ import type { LedgerStore, PushRecord } from '../ledger/push-record.js'
 import type { LookupContext } from '../oci/content-lookup.js'
 import type { Descriptor } from '../oci/descriptor.js'
 import type { Digest } from '../oci/digest.js'
-import { isRepositoryName } from '../oci/reference.js'
+import { isRepositoryName, isTag } from '../oci/reference.js'
 import { type Platform, parsePlatform, samePlatform } from '../oci/platform.js'
 import { type Finding, platformOf, platformsOf, type WalkResult } from '../validate/finding.js'
 import { CAUSES, type Problem } from './problem.js'
 import type { Prober } from './prober.js'
-import { tagRelation } from './tag-relation.js'
+import { belongsTo, listTagOf, tagRelation } from './tag-relation.js'
 
 // From findings to causes. The walk says what is missing; the ledger says what it was, and
 // a few more lookups (with the client's own credentials) say where it went. A repository is
@@ -44,8 +44,8 @@ export const MAX_EXPLAINED = 20
 const MAX_REPOSITORIES_PROBED = 6
 /** Largest image config read to learn a platform. */
 const MAX_CONFIG_BYTES = 1 << 20
-/** Earlier versions of the list's tag read to learn which tags its children had. */
-const EARLIER_LISTS_READ = 3
+/** Tags looked up to learn whether a list the ledger does not know is some release's value. */
+const RELEASE_TAGS_PROBED = 4
 
 export async function investigate(input: InvestigationInput): Promise<Investigation> {
   const ledger = new SafeLedger(input.ledger)
@@ -137,7 +137,7 @@ export async function investigate(input: InvestigationInput): Promise<Investigat
   return { problems, childTags: await stale.ownTags(), ledgerError: ledger.error }
 }
 
-type Explanation = Pick<Problem, 'cause' | 'tag' | 'pushedAt' | 'now' | 'nowAt' | 'nowBy' | 'foundIn' | 'checked'>
+type Explanation = Pick<Problem, 'cause' | 'tag' | 'pushedAt' | 'now' | 'nowAt' | 'nowBy' | 'foundIn' | 'checked' | 'unreadable'>
 
 async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger, stale: StaleRule, d: Descriptor, platform: Platform | undefined): Promise<Explanation> {
   const { repository, prober, ctx } = input
@@ -154,13 +154,16 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
   }
 
   const elsewhere = [...new Set(records.filter((r) => r.repository !== repository).map((r) => r.repository))]
-  const candidates = candidateRepositories(input.candidatePatterns, repository, platform).filter((c) => !elsewhere.includes(c))
+  const patterned = candidateRepositories(input.candidatePatterns, repository, platform)
+  const candidates = patterned.filter((c) => !elsewhere.includes(c))
   // Only a 404 says a repository does not hold it; a 401/403 or a failure says nothing, and
   // naming such a repository as "checked" would claim what the client may not know.
   const absent: string[] = []
+  const refused: string[] = []
   for (const other of [...elsewhere, ...candidates].slice(0, MAX_REPOSITORIES_PROBED)) {
     const there = await prober.resolveTag(other, d.digest, ctx)
     if (there.status === 'missing') absent.push(other)
+    if (there.status === 'denied') refused.push(other)
     if (there.status === 'found') {
       const tag = records.find((r) => r.repository === other && r.tag !== undefined)?.tag
       return { cause: 'wrong-repository', foundIn: other, ...(tag === undefined ? {} : { tag }) }
@@ -171,25 +174,37 @@ async function explainMissingChild(input: InvestigationInput, ledger: SafeLedger
   if (seenHere !== undefined) {
     return { cause: 'deleted', pushedAt: seenHere.at, ...(seenHere.tag === undefined ? {} : { tag: seenHere.tag }) }
   }
-  return { cause: 'never-pushed', checked: [repository, ...candidates.filter((c) => absent.includes(c))] }
+  const checked = [repository, ...candidates.filter((c) => absent.includes(c))]
+  // A token-auth registry scopes the client's token to the repository pushed to: where it was
+  // refused nothing was learnt, and the answer says so. Only candidate repositories (names
+  // made from the settings) are named; a refusal in one the ledger alone knows of changes
+  // nothing in the answer, which would otherwise tell of content the client cannot read.
+  const unreadable = patterned.filter((c) => refused.includes(c))
+  if (unreadable.length > 0) return { cause: 'unreadable-elsewhere', checked, unreadable }
+  return { cause: 'never-pushed', checked }
 }
 
 /**
  * The silent case: a child that exists, but whose tag has since been pushed again with another
- * build of the same platform. Whether that makes the list stale depends on whose tag it is:
- * - the list's own tag (`1.0-amd64` for list `1.0`): stale, even when the list's bytes equal
- *   an earlier push (docker manifest create --amend reuses the old descriptors);
- * - the exact list already in the repository (a promotion, a re-push, a mirror run): not stale;
- * - a tag the ledger saw naming this list's child before: stale;
- * - a tag that only shares a word with the list's (`1.0-build7`), or a list pushed by digest: a
- *   warning, since nothing says either way;
- * - an unrelated floating tag (`latest-amd64` for list `1.0`): not stale; those move on.
+ * build of the same platform. Whether that makes the list stale depends on whose tag it is, by
+ * its name (tag-relation.ts), and on whether the list is new or a copy of a released one:
+ * - a list already released (some tag's value: the ledger saw it pushed by tag, or a tag named
+ *   by its children's tags holds it now) pointed at a tag that does not hold it now is a
+ *   deliberate copy (a rollback, a promotion, a yanked release restored): forwarded, and a
+ *   warning (`released-copy`) when one of the list's own tags moved on;
+ * - otherwise (a list assembled anew, or re-sent unchanged onto the tag that already holds it,
+ *   whatever other tag holds it too) a child whose own tag (`1.0-amd64` for list `1.0`, or a
+ *   bare platform tag `amd64`) now names another build is stale;
+ * - a tag that only shares a word with the list's (`1.0-build7`), or any tag when the list is
+ *   pushed by digest: a warning (`tag-moved`), since nothing says either way;
+ * - another list's floating tag (`latest-amd64` for list `1.0`): nothing; those move on.
+ * A push by digest releases nothing: only a tag's value counts, so pushing a refused list by
+ * digest first cannot turn its refusal into an acceptance.
  */
 class StaleRule {
   readonly #in: InvestigationInput
   readonly #ledger: SafeLedger
-  #stored: Promise<boolean> | undefined
-  #earlierChildTags: Promise<ReadonlySet<string>> | undefined
+  #released: Promise<{ readonly copy: boolean; readonly as: string | undefined }> | undefined
   /** Tags of this list's platform images, for the fix commands. */
   readonly #own = new Set<string>()
 
@@ -206,24 +221,28 @@ class StaleRule {
       const history = await this.#ledger.tagHistory(repository, tag)
       const latest = history[0]
       if (latest === undefined || latest.digest === d.digest || latest.at < record.at) continue
-      const relation = await this.#relation(tag, platform)
+      const relation = this.#relation(tag, platform)
       if (relation === 'unrelated') continue
       // The ledger says the tag moved; the registry has the last word on where it points now.
       const now = await prober.resolveTag(repository, tag, ctx)
       if (now.status !== 'found' || now.value.digest === d.digest) continue
       if (!(await this.#supersedes(now.value.digest, d.digest, platform))) continue
       const facts = { object: 'child manifest' as const, digest: d.digest, platforms: [platform], tag, pushedAt: record.at, now: now.value.digest, ...nowFacts(history.find((r) => r.digest === now.value.digest)) }
-      if (relation === 'own') return { ...facts, cause: 'stale-present' }
-      if (await this.#listStored()) continue
-      if (relation === 'earlier-child') return { ...facts, cause: 'stale-present' }
-      return { ...facts, cause: 'tag-moved' }
+      const release = await this.#release()
+      if (release.copy) {
+        if (relation === 'own') return { ...facts, cause: 'released-copy', releasedAs: release.as! }
+        continue
+      }
+      if (relation !== 'own') return { ...facts, cause: 'tag-moved' }
+      // Re-sent onto a tag that holds it: the message can say the list is another tag's release too.
+      return { ...facts, cause: 'stale-present', ...(release.as === undefined ? {} : { releasedAs: release.as }) }
     }
     return undefined
   }
 
   /** A missing child's tag, for the fix commands, when it is the list's own. */
   noteTag(tag: string, platform: Platform | undefined): void {
-    if (this.#in.listTag !== undefined && tagRelation(tag, this.#in.listTag, platform) === 'derived') this.#own.add(tag)
+    if (this.#in.listTag !== undefined && belongsTo(tag, this.#in.listTag, platform)) this.#own.add(tag)
   }
 
   /** The tags of this list's platform images, known once every check is done. */
@@ -235,40 +254,55 @@ class StaleRule {
     return [...this.#own]
   }
 
-  async #relation(tag: string, platform: Platform | undefined): Promise<'own' | 'earlier-child' | 'related' | 'unrelated'> {
+  #relation(tag: string, platform: Platform | undefined): 'own' | 'related' | 'unrelated' {
     const listTag = this.#in.listTag
     // Pushed by digest: nothing to derive a relation from.
     if (listTag === undefined) return 'related'
     const relation = tagRelation(tag, listTag, platform)
-    if (relation === 'derived') return 'own'
-    if ((await this.#earlierTags()).has(tag)) return 'earlier-child'
-    return relation
+    return relation === 'derived' || relation === 'platform' ? 'own' : relation
   }
 
-  /** Whether exactly this list is in the repository already (a promotion, re-push or mirror). */
-  #listStored(): Promise<boolean> {
-    const { repository, prober, ctx, list } = this.#in
-    this.#stored ??= prober.resolveTag(repository, list.digest, ctx).then((r) => r.status === 'found')
-    return this.#stored
-  }
-
-  /** Tags the children of earlier versions of this list's tag had: the list's own child tags. */
-  #earlierTags(): Promise<ReadonlySet<string>> {
-    this.#earlierChildTags ??= (async () => {
+  /**
+   * Whether pointing the pushed tag at this list is a copy of a release, and a tag it was
+   * released as. Released: some tag's value, per the ledger (a push by tag) or, for a list the
+   * ledger does not know, per a tag its children's tags were made from holding it now. A copy:
+   * released, and the pushed tag does not hold it now (a rollback, a promotion, a release
+   * restored). Re-sent onto the tag that holds it, it is judged like a list assembled anew,
+   * whatever other tag holds it too: its own tags are what its pusher means to ship.
+   */
+  #release(): Promise<{ readonly copy: boolean; readonly as: string | undefined }> {
+    this.#released ??= (async () => {
       const { repository, prober, ctx, list, listTag } = this.#in
-      const tags = new Set<string>()
-      if (listTag === undefined) return tags
-      const earlier = (await this.#ledger.tagHistory(repository, listTag)).filter((r) => r.digest !== list.digest).slice(0, EARLIER_LISTS_READ)
-      for (const record of earlier) {
-        const found = await prober.manifest(repository, record.digest, ctx)
-        if (found.status !== 'found' || found.value.manifest?.kind !== 'index') continue
-        for (const child of found.value.manifest.manifests.slice(0, MAX_EXPLAINED)) {
-          for (const tag of await this.#ledger.tagsOf(repository, child.digest)) tags.add(tag)
-        }
+      // A lookup that fails says nothing: judged as a re-send, the stricter reading.
+      const now = listTag === undefined ? undefined : await prober.resolveTag(repository, listTag, ctx)
+      const holds = now !== undefined && now.status !== 'missing' && (now.status !== 'found' || now.value.digest === list.digest)
+      const tags = distinctTags((await this.#ledger.pushesOf(list.digest)).filter((r) => r.repository === repository)).map((r) => r.tag!)
+      const other = tags.find((t) => t !== listTag)
+      if (other !== undefined) return { copy: !holds, as: other }
+      if (holds) return { copy: false, as: undefined }
+      if (listTag !== undefined && tags.includes(listTag)) return { copy: true, as: listTag }
+      // Not in the ledger (pushed straight to the registry, or before the ledger's memory): the
+      // list tags its children's tags were made from may hold it now.
+      for (const tag of (await this.#releaseCandidates()).slice(0, RELEASE_TAGS_PROBED)) {
+        const there = await prober.resolveTag(repository, tag, ctx)
+        if (there.status === 'found' && there.value.digest === list.digest) return { copy: true, as: tag }
       }
-      return tags
+      return { copy: false, as: undefined }
     })()
-    return this.#earlierChildTags
+    return this.#released
+  }
+
+  /** `1.0.0` for a child tagged `1.0.0-amd64`: the tags a release of these children would have. */
+  async #releaseCandidates(): Promise<string[]> {
+    const { repository, list, listTag } = this.#in
+    const out = new Set<string>()
+    for (const child of list.children.slice(0, MAX_EXPLAINED)) {
+      for (const tag of await this.#ledger.tagsOf(repository, child.digest)) {
+        const base = listTagOf(tag, child.platform)
+        if (base !== undefined && base !== listTag && isTag(base)) out.add(base)
+      }
+    }
+    return [...out]
   }
 
   /** Whether `replacement` is another build of `platform` (and not, say, a list that includes the child). */

@@ -46,7 +46,7 @@ function sentence(p: Problem, ctx: MessageContext): string {
     case 'stale-present':
       return (
         `stale child ${what} is an old build: ${repo}:${p.tag} has been pushed again since, as ${shortDigest(p.now ?? '')}${p.nowAt === undefined ? '' : ` ${at(p.nowAt)}`}${by(p)}; ` +
-        `the registry would accept this list and ship the old image. Fix: ${recreate(ctx)}`
+        `the registry would accept this list and ship the old image${p.releasedAs === undefined ? '' : ` (it is ${repo}:${p.releasedAs} too: to point ${repo}:${ctx.reference} at that release, nothing needs pushing, it already does)`}. Fix: ${recreate(ctx)}`
       )
     case 'wrong-repository':
       return (
@@ -61,9 +61,17 @@ function sentence(p: Problem, ctx: MessageContext): string {
       )
     case 'never-pushed':
       return (
-        `child ${what} is not in ${repo}${others(p.checked, repo)} and manifest-guard has no record of it being pushed. ` +
+        `child ${what} is not in ${repo}${others(p.checked, repo)} and manifest-guard has no record of it being pushed anywhere your credentials read. ` +
         `Most likely the platform images were never pushed here (buildah/podman manifest push without --all), or were deleted since. ` +
         `Fix: push the platform images to ${repo} first, or push the list with --all`
+      )
+    case 'unreadable-elsewhere':
+      return (
+        `child ${what} is not in ${repo}${others(p.checked, repo)}, and manifest-guard could not look for it in ` +
+        `${(p.unreadable ?? []).join(', ')}: the registry refused your credentials there ` +
+        `(a token-auth registry gives a token for the repository pushed to only). A list can only name manifests of its own repository. ` +
+        `Fix: push the platform images to ${repo} first, or push the list with --all (buildah/podman), or copy each child in with credentials that read where it is: ` +
+        `skopeo copy --all docker://${ctx.registryHost}/<repository>@${p.digest} docker://${ctx.registryHost}/${repo}@${p.digest}`
       )
     case 'child-missing':
       return (
@@ -107,6 +115,11 @@ function sentence(p: Problem, ctx: MessageContext): string {
       return (
         `child ${what} was pushed as ${repo}:${p.tag} ${at(p.pushedAt)}, and that tag has been pushed again since, as ${shortDigest(p.now ?? '')}${p.nowAt === undefined ? '' : ` ${at(p.nowAt)}`}${by(p)}; ` +
         `the list still names the earlier build. Forwarded: nothing says whether this list owns that tag`
+      )
+    case 'released-copy':
+      return (
+        `child ${what} was pushed as ${repo}:${p.tag} ${at(p.pushedAt)}, and that tag has been pushed again since, as ${shortDigest(p.now ?? '')}${p.nowAt === undefined ? '' : ` ${at(p.nowAt)}`}${by(p)}; ` +
+        `forwarded as a deliberate copy (a rollback, a promotion, a release restored): this very list was released as ${repo}:${p.releasedAs}, so ${repo}:${ctx.reference} now names an older build than ${repo}:${p.tag}`
       )
     case 'duplicate-entry':
       return p.digest === p.otherDigest

@@ -11,9 +11,13 @@ import type { Platform } from '../oci/platform.js'
  * - wrong-repository: child missing here, present in another repository the client can read.
  * - deleted: child missing; the ledger saw it in this repository before.
  * - never-pushed: child missing, and seen nowhere.
+ * - unreadable-elsewhere: child missing, not found where the client may read, and the registry
+ *   refused the client's credentials in repositories where it may be (token auth's scoped tokens).
  * - child-missing: child missing, not explained (more problems in one push than are explained).
  * - blob-missing: child present, one of its blobs missing (or a blob entry of the index missing).
  * - tag-moved: child present, its tag re-pushed since, and nothing says whether the list owns that tag.
+ * - released-copy: child present, its tag (the list's own) re-pushed since, but the list is a copy
+ *   of one already released as some tag's value (a rollback, a promotion, a restore).
  * - duplicate-entry: two entries nothing tells apart; clients take the first.
  * - denied: the client's credentials do not reach something; the registry must answer, not us.
  */
@@ -23,6 +27,7 @@ export const CAUSES = [
   'wrong-repository',
   'deleted',
   'never-pushed',
+  'unreadable-elsewhere',
   'child-missing',
   'blob-missing',
   'size-mismatch',
@@ -31,6 +36,7 @@ export const CAUSES = [
   'too-deep',
   'too-many',
   'tag-moved',
+  'released-copy',
   'duplicate-entry',
   'denied',
   'lookup-failed',
@@ -61,8 +67,12 @@ export interface Problem {
   readonly nowBy?: string
   /** wrong-repository: where the child is. */
   readonly foundIn?: string
-  /** never-pushed: repositories looked in. */
+  /** never-pushed / unreadable-elsewhere: repositories looked in. */
   readonly checked?: readonly string[]
+  /** unreadable-elsewhere: candidate repositories the client's credentials were refused in. */
+  readonly unreadable?: readonly string[]
+  /** released-copy: a tag whose value this very list was (or is), other than a re-send onto itself. */
+  readonly releasedAs?: string
   readonly expected?: string | number
   readonly actual?: string | number
   /** duplicate-entry: the other entry. */
@@ -74,7 +84,7 @@ export interface Problem {
 export const LOOKUP_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['lookup-failed', 'timeout'])
 
 /** Causes that only warn: the list is forwarded and the decision record says why. */
-export const WARNING_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['tag-moved', 'duplicate-entry'])
+export const WARNING_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['tag-moved', 'released-copy', 'duplicate-entry'])
 
 /** Causes that make a list broken whatever the policy says: all but these. */
 export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>(

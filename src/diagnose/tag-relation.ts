@@ -1,14 +1,18 @@
 import type { Platform } from '../oci/platform.js'
 
-// How a child's tag relates to the tag of the list naming it. A list `1.0` made from
-// `1.0-amd64` and `1.0-arm64` owns those tags: if one of them has been pushed again since, the
-// list names an old build (the stale-list story). A release list made from floating tags
-// (`latest-amd64`) does not own them: they move on as a matter of course, and the list still
-// names the build it was made from, on purpose.
+// How a child's tag relates to the tag of the list naming it, by the names alone. A list `1.0`
+// made from `1.0-amd64` and `1.0-arm64` owns those tags: if one of them has been pushed again
+// since, the list names an old build (the stale-list story). So does any list of a repository
+// whose platform images are tagged with nothing but platform words (`amd64`, `linux-arm64`):
+// those tags are the repository's current build of each platform. A release list made from
+// another list's floating tags (`latest-amd64` for `1.0`) does not own them: they move on as a
+// matter of course, and the list still names the build it was made from, on purpose.
 
 export type TagRelation =
   /** The tag is the list's tag plus a platform word for the child's platform: `1.0-amd64`, `arm64_1.0`. */
   | 'derived'
+  /** The tag is nothing but platform words for the child's platform: `amd64`, `linux-arm64`. */
+  | 'platform'
   /** The tag contains the list's tag as a word, but the rest is not a platform: `1.0-build7`. */
   | 'related'
   | 'unrelated'
@@ -64,6 +68,7 @@ export function namesPlatform(words: string, platform: Platform | undefined): bo
 /** How `childTag` relates to `listTag` for a child of `platform`. */
 export function tagRelation(childTag: string, listTag: string, platform: Platform | undefined): TagRelation {
   if (childTag === listTag) return 'unrelated'
+  if (namesPlatform(childTag, platform)) return 'platform'
   for (const sep of ['-', '_', '.']) {
     if (childTag.startsWith(listTag + sep)) {
       return namesPlatform(childTag.slice(listTag.length + 1), platform) ? 'derived' : 'related'
@@ -73,4 +78,27 @@ export function tagRelation(childTag: string, listTag: string, platform: Platfor
     }
   }
   return 'unrelated'
+}
+
+/** Whether `childTag` belongs to the list tagged `listTag`: derived from it, or a bare platform tag. */
+export function belongsTo(childTag: string, listTag: string, platform: Platform | undefined): boolean {
+  const relation = tagRelation(childTag, listTag, platform)
+  return relation === 'derived' || relation === 'platform'
+}
+
+/**
+ * The list tag a platform image's tag was derived from: `1.0.0` for `1.0.0-amd64` or
+ * `amd64_1.0.0`, undefined for a bare platform tag or one that names no platform.
+ */
+export function listTagOf(childTag: string, platform: Platform | undefined): string | undefined {
+  // The longest base first: `1.0.0-linux-amd64` is `1.0.0`, not `1`.
+  for (let i = 1; i < childTag.length - 1; i++) {
+    if (!SEPARATOR.test(childTag[i]!)) continue
+    if (namesPlatform(childTag.slice(i + 1), platform)) return childTag.slice(0, i)
+  }
+  for (let i = childTag.length - 2; i > 0; i--) {
+    if (!SEPARATOR.test(childTag[i]!)) continue
+    if (namesPlatform(childTag.slice(0, i), platform)) return childTag.slice(i + 1)
+  }
+  return undefined
 }

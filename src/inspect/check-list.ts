@@ -25,8 +25,11 @@ export interface CheckInput {
   readonly ctx: LookupContext
   /** How the registry is addressed in fix commands. */
   readonly registryHost: string
-  /** validation.staleChild for this repository, as a push would be judged (default reject). */
-  readonly staleChild?: 'reject' | 'warn'
+  /**
+   * validation.staleChild for this repository after its rules (proxy/policy.ts), as a push is
+   * judged: required, so no caller can judge by another setting than the proxy does.
+   */
+  readonly staleChild: 'reject' | 'warn'
 }
 
 /** `warned`: sound, with problems a push would be forwarded with (and logged as push.warned). */
@@ -84,7 +87,7 @@ export async function checkList(input: CheckInput): Promise<CheckResult> {
     ctx,
   })
   const messages = { registryHost: input.registryHost, repository, reference, requestId: id, client: 'other' as const, childTags: investigation.childTags }
-  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild ?? 'reject', onLookupFailure: 'reject', retryAfterSeconds: 0 }, messages)
+  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild, onLookupFailure: 'reject', retryAfterSeconds: 0 }, messages)
   const counts = { children: walk.stats.manifestsChecked - (manifest.kind === 'image' ? 1 : 0), blobs: walk.stats.blobsChecked }
   const common = {
     ...base,

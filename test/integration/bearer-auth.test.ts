@@ -75,6 +75,25 @@ t.test('bearer tokens through the proxy', async (t) => {
     t.notOk(relay.requests.slice(before).some((r) => r.method === 'PUT'), 'the rejected list never reached the registry')
   })
 
+  t.test("children left in team/app/amd64: the client's token for team/app cannot look there, and the answer says so (no false 'never pushed'); repair cannot copy them", async (t) => {
+    const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'bearer-left-behind' })
+    assertOk(await skopeoPush(ociLayoutRef(amd), `${proxy.host}/team/app/amd64:1.0`, { creds: alice }), 'the platform image pushed to team/app/amd64 through the proxy')
+    // What a client pushing team/app holds: a token for team/app only.
+    const token = await tokenFor(tokens.realm, tokens.service, 'alice', 'alice-pw', 'repository:team/app:pull,push')
+    const list = buildIndex([amd])
+    const repairing = await startProxy(relay.url, { validation: { repair: 'copy-children' } })
+    t.teardown(() => repairing.close())
+    for (const [what, url] of [['the proxy', proxy.url], ['with repair: copy-children', repairing.url]] as const) {
+      const res = await fetch(`${url}/v2/team/app/manifests/left`, { method: 'PUT', headers: { authorization: token, 'content-type': list.manifest.mediaType }, body: list.manifest.bytes })
+      t.equal(res.status, 400, `${what}: refused`)
+      const message = (await errorsOf(res))[0]?.message ?? ''
+      t.match(message, `child ${amd.manifest.digest} (linux/amd64) is not in team/app, and manifest-guard could not look for it in team/app/amd64`)
+      t.match(message, 'the registry refused your credentials there')
+      t.notMatch(message, /no record|never pushed/, 'no claim the refused lookups cannot back')
+    }
+    t.equal(repairing.logs.find((r) => r['event'] === 'push.repaired').length, 0, 'nothing copied: the token cannot read team/app/amd64')
+  })
+
   t.test('an anonymous client cannot make the proxy validate a repository it cannot read', async (t) => {
     const { index } = twoPlatformIndex('bearer-anon')
     const before = relay.requests.length

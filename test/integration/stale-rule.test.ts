@@ -118,3 +118,39 @@ t.test('warn: a new list whose child tag shares the list tag but names no platfo
   const problem = (warned[0]!['problems'] as { cause: string; digest: string; tag: string }[])[0]!
   t.same([problem.cause, problem.digest, problem.tag], ['tag-moved', old.manifest.digest, '4.0-build7'], 'says which child, which tag, and why')
 })
+
+t.test("warn (a rule's staleChild: warn for mirror targets): skopeo sync --all of an upstream that rebuilt 1.0-amd64 without pushing 1.0 again", async (t) => {
+  const source = await startRegistry()
+  t.teardown(() => source.stop())
+  const mirror = await startRegistry()
+  t.teardown(() => mirror.stop())
+  // The README's mirror rule; `plain/**` has none, to show what the rule changes.
+  const proxy = await startProxy(mirror.url, { validation: { rules: [{ match: 'mirror/**', staleChild: 'warn' }] } })
+  t.teardown(() => proxy.close())
+
+  const amd = buildImage({ platform: amd64, seed: 'upstream-1.0' })
+  const arm = buildImage({ platform: arm64, seed: 'upstream-1.0' })
+  await pushImage(source.url, 'team/app', amd, '1.0-amd64')
+  await pushImage(source.url, 'team/app', arm, '1.0-arm64')
+  t.equal((await putManifest(source.url, 'team/app', '1.0', buildIndex([amd, arm]).manifest)).status, 201)
+  const sync = (target: string) =>
+    skopeo(['sync', '--all', '--src', 'docker', '--dest', 'docker', '--src-tls-verify=false', '--dest-tls-verify=false', `${source.host}/team/app`, `${proxy.host}/${target}`], 300_000)
+  const runs: Record<string, { code: number; stderr: string }[]> = { mirror: [], plain: [] }
+  for (let run = 1; run <= 3; run++) {
+    // Upstream rebuilds its amd64 image after the first run, and never pushes its list 1.0 again.
+    if (run === 2) await pushImage(source.url, 'team/app', buildImage({ platform: amd64, seed: 'upstream-1.0-rebuilt' }), '1.0-amd64')
+    for (const target of ['mirror', 'plain'] as const) runs[target]!.push(await sync(target))
+  }
+  const upstream = (await getManifest(source.url, 'team/app', '1.0')).digest
+  runs['mirror']!.forEach((r, i) => t.equal(r.code, 0, `mirror run ${i + 1} succeeds (${r.stderr.trim().split('\n').at(-1)})`))
+  t.equal((await getManifest(mirror.url, 'mirror/app', '1.0')).digest, upstream, 'the mirror holds what upstream holds')
+  const warned = proxy.logs.find((r) => r['event'] === 'push.warned' && r['repository'] === 'mirror/app')
+  t.ok(warned.length >= 1, 'the staleness is recorded as push.warned')
+  t.same((warned[0]!['problems'] as { cause: string; tag: string }[]).map((p) => [p.cause, p.tag]), [['stale-present', '1.0-amd64']])
+  t.equal(proxy.logs.find((r) => r['event'] === 'push.rejected' && r['repository'] === 'mirror/app').length, 0, 'nothing refused in the mirror')
+
+  t.equal(runs['plain']![0]!.code, 0, 'without the rule the first run succeeds')
+  const refused = runs['plain']!.filter((r) => r.code !== 0)
+  t.ok(refused.length >= 1, 'and a later run aborts: the upstream list is stale by the rule')
+  t.match(refused[0]?.stderr, 'is an old build: plain/app:1.0-amd64 has been pushed again since')
+})

@@ -1,7 +1,8 @@
 import t from 'tap'
-import { decide, type Policy } from '../../src/diagnose/decision.js'
+import { decide, type Policy, wireError } from '../../src/diagnose/decision.js'
 import { candidateRepositories, investigate } from '../../src/diagnose/investigate.js'
 import { clientKind, type MessageContext } from '../../src/diagnose/message.js'
+import { belongsTo, listTagOf, tagRelation } from '../../src/diagnose/tag-relation.js'
 import type { Cause } from '../../src/diagnose/problem.js'
 import { MemoryLedgerStore } from '../../src/ledger/memory-store.js'
 import type { LedgerStore, PushRecord } from '../../src/ledger/push-record.js'
@@ -31,14 +32,15 @@ function push(repository: string, image: BuiltImage, tag: string | undefined, at
   return { repository, tag, digest: image.manifest.digest as Digest, mediaType: image.manifest.mediaType, at, identity: 'alice', source: 'proxy' }
 }
 
-async function diagnose(source: MemorySource, ledger: LedgerStore, i: BuiltIndex = list, listTag: string | undefined = '1.0') {
+/** `listTag` null: pushed by digest. */
+async function diagnose(source: MemorySource, ledger: LedgerStore, i: BuiltIndex = list, listTag: string | null = '1.0') {
   const ctx = { authorization: undefined }
   const parsed = index(i)
   const walk = await walkIndex({ repository: REPO, index: parsed, source, limits: { maxDepth: 4, maxDescriptors: 100, concurrency: 4, timeoutMs: 5000 }, ctx })
   return investigate({
     repository: REPO,
     list: { digest: parsed.digest, children: parsed.manifests },
-    listTag,
+    listTag: listTag ?? undefined,
     walk,
     ledger,
     prober: source,
@@ -119,6 +121,30 @@ const cases: Case[] = [
       await l.record(push('secret/amd', amdOld, 'v1', 1000))
     },
     causes: ['never-pushed'],
+  },
+  {
+    name: 'a candidate repository the client cannot read is named as not looked into, never as "never pushed"',
+    arrange: async (s, l) => {
+      s.addImage(`${REPO}/amd64`, amdOld)
+      s.forced.set(`${REPO}/amd64@${amdOld.manifest.digest}`, 'denied')
+      s.addImage(REPO, arm)
+      await l.record(push(`${REPO}/amd64`, amdOld, 'v1', 1000))
+    },
+    causes: ['unreadable-elsewhere'],
+    message: /is not in team\/app \(nor in team\/app-amd64\), and manifest-guard could not look for it in team\/app\/amd64: the registry refused your credentials there/,
+  },
+  {
+    name: 'stale-present: a bare platform tag (amd64) belongs to every list of the repository',
+    arrange: async (s, l) => {
+      s.addImage(REPO, amdOld)
+      s.addImage(REPO, amdNew, 'amd64')
+      s.addImage(REPO, arm, 'arm64')
+      s.rememberConfig(amdNew)
+      await l.record(push(REPO, amdOld, 'amd64', 1000))
+      await l.record(push(REPO, amdNew, 'amd64', 2000))
+    },
+    causes: ['stale-present'],
+    message: /is an old build: team\/app:amd64 has been pushed again since/,
   },
   {
     name: 'deleted since',
@@ -217,4 +243,81 @@ t.test('client kinds from User-Agent', async (t) => {
   t.equal(clientKind('skopeo/1.9.3'), 'containers')
   t.equal(clientKind('curl/7.88'), 'other')
   t.equal(clientKind(undefined), 'other')
+})
+
+t.test('which tags belong to a list, by name', async (t) => {
+  const amd = { os: 'linux', architecture: 'amd64' }
+  const arm = { os: 'linux', architecture: 'arm64' }
+  const rows: [string, string, typeof amd, ReturnType<typeof tagRelation>][] = [
+    ['1.0-amd64', '1.0', amd, 'derived'],
+    ['1.0_arm64', '1.0', arm, 'derived'],
+    ['amd64-1.0', '1.0', amd, 'derived'],
+    ['1.0-linux-arm64', '1.0', arm, 'derived'],
+    ['amd64', 'latest', amd, 'platform'],
+    ['linux-arm64', 'stable', arm, 'platform'],
+    ['x86_64', '1.0', amd, 'platform'],
+    ['arm64', 'latest', amd, 'unrelated'],
+    ['1.0-build7', '1.0', amd, 'related'],
+    ['latest-amd64', '1.0', amd, 'unrelated'],
+    ['nightly-amd64', 'stable', amd, 'unrelated'],
+  ]
+  for (const [tag, listTag, platform, want] of rows) {
+    t.equal(tagRelation(tag, listTag, platform), want, `${tag} for list ${listTag}`)
+    t.equal(belongsTo(tag, listTag, platform), want === 'derived' || want === 'platform')
+  }
+  t.equal(listTagOf('1.0.0-amd64', amd), '1.0.0')
+  t.equal(listTagOf('1.0.0-linux-amd64', amd), '1.0.0')
+  t.equal(listTagOf('arm64_1.0', arm), '1.0')
+  t.equal(listTagOf('latest-x86_64', amd), 'latest')
+  t.equal(listTagOf('amd64', amd), undefined, 'a bare platform tag names no list')
+  t.equal(listTagOf('1.0-build7', amd), undefined)
+})
+
+t.test('released or not: a copy of a list some tag held is deliberate; a push by digest releases nothing', async (t) => {
+  // Release 1.0 (amdOld, arm) was also latest; latest-amd64 moved on to amdNew.
+  const arrange = async (s: MemorySource, l: LedgerStore, listTags: (string | undefined)[]) => {
+    s.addImage(REPO, amdOld)
+    s.addImage(REPO, arm, 'latest-arm64')
+    s.addImage(REPO, amdNew, 'latest-amd64')
+    s.rememberConfig(amdNew)
+    await l.record(push(REPO, amdOld, 'latest-amd64', 1000))
+    await l.record(push(REPO, arm, 'latest-arm64', 1000))
+    for (const [i, tag] of listTags.entries()) await l.record({ ...push(REPO, amdOld, tag, 1100 + i), digest: list.manifest.digest as Digest, mediaType: list.manifest.mediaType })
+    await l.record(push(REPO, amdNew, 'latest-amd64', 2000))
+  }
+  const cases: [string, (string | undefined)[], string | null, Cause[]][] = [
+    ['rollback of latest to release 1.0 (the ledger saw it as 1.0)', ['1.0', 'latest'], 'latest', ['released-copy']],
+    ['never released, assembled anew for latest', [], 'latest', ['stale-present']],
+    ['pushed by digest before, then by tag: not released', [undefined], 'latest', ['stale-present']],
+    ['by digest: a warning, nothing ships', [], null, ['tag-moved']],
+  ]
+  for (const [name, listTags, tag, want] of cases) {
+    const source = new MemorySource()
+    const ledger = new MemoryLedgerStore(1000)
+    await arrange(source, ledger, listTags)
+    if (listTags.length > 0) source.addIndex(REPO, list)
+    const found = await diagnose(source, ledger, list, tag)
+    t.same(found.problems.map((p) => p.cause), want, name)
+  }
+
+  // Not in the ledger, but held now by the tag its children's tags were made from (1.0.0-amd64 → 1.0.0).
+  const source = new MemorySource()
+  const ledger = new MemoryLedgerStore(1000)
+  source.addImage(REPO, amdOld)
+  source.addImage(REPO, arm, '1.0.0-arm64')
+  source.addImage(REPO, amdNew, 'latest-amd64')
+  source.rememberConfig(amdNew)
+  await ledger.record(push(REPO, amdOld, 'latest-amd64', 1000))
+  await ledger.record(push(REPO, amdOld, '1.0.0-amd64', 1001))
+  await ledger.record(push(REPO, amdNew, 'latest-amd64', 2000))
+  t.same((await diagnose(source, ledger, list, 'latest')).problems.map((p) => p.cause), ['stale-present'], 'no tag holds it: stale')
+  source.addIndex(REPO, list, '1.0.0')
+  const copy = await diagnose(source, ledger, list, 'latest')
+  t.same(copy.problems.map((p) => [p.cause, p.releasedAs]), [['released-copy', '1.0.0']], '1.0.0 holds it now: a copy')
+  const decision = decide(copy.problems, POLICY, { ...CTX, reference: 'latest' })
+  t.equal(decision.verdict, 'warned', 'forwarded with a warning')
+  t.match(
+    wireError(copy.problems[0]!, { ...CTX, reference: 'latest' }).message,
+    `child ${amdOld.manifest.digest} (linux/amd64) was pushed as team/app:latest-amd64 at 1970-01-01T00:00:01Z, and that tag has been pushed again since, as ${amdNew.manifest.digest.slice(0, 19)} at 1970-01-01T00:00:02Z by alice; forwarded as a deliberate copy (a rollback, a promotion, a release restored): this very list was released as team/app:1.0.0, so team/app:latest now names an older build than team/app:latest-amd64`,
+  )
 })
