@@ -1,19 +1,12 @@
-import { existsSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
 import t from 'tap'
+import { fromRoot } from '../helpers/root.js'
 
 // The README's stale-rule table and the tests, row for row: every row names at least one test
 // (`file.test.ts` "words of its name", `…` between words that need not touch), and every name
 // is a test of that file.
 
-/** The repository root, from test/unit (TypeScript) or dist/test/unit (compiled) alike. */
-function root(): string {
-  let dir = dirname(fileURLToPath(import.meta.url))
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir)
-  return dir
-}
-const read = (path: string) => readFileSync(join(root(), path), 'utf8')
+const read = (path: string) => readFileSync(fromRoot(path), 'utf8')
 
 t.test('every row of "When is a child stale?" is a test, and every test it names exists', async (t) => {
   const readme = read('README.md')
