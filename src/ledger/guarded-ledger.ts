@@ -16,10 +16,13 @@ import type { LedgerStore, PushRecord } from './push-record.js'
 
 /** Why the stale check could not use the ledger. */
 export class LedgerUnavailableError extends Error {
-  override readonly name = 'LedgerUnavailableError'
+  override readonly name: string = 'LedgerUnavailableError'
 }
 
-export class LedgerGapError extends LedgerUnavailableError {}
+/** A tag whose history lost records: unknown to the stale rule. */
+export class LedgerGapError extends LedgerUnavailableError {
+  override readonly name: string = 'LedgerGapError'
+}
 
 export interface LedgerState {
   readonly up: boolean
@@ -50,6 +53,8 @@ export class GuardedLedger implements LedgerStore {
   readonly #o: GuardedLedgerOptions
   /** Records not yet written, by identity (a repeat of one is one). */
   readonly #pending = new Map<string, PushRecord>()
+  /** Gap markers not yet written, one per tag (bounded the same way). */
+  readonly #gaps = new Map<string, PushRecord>()
   #up = true
   #reason: string | undefined
   #timer: NodeJS.Timeout | undefined
@@ -63,7 +68,7 @@ export class GuardedLedger implements LedgerStore {
   }
 
   get state(): LedgerState {
-    return { up: this.#up, pending: this.#pending.size, reason: this.#reason }
+    return { up: this.#up, pending: this.#pending.size + this.#gaps.size, reason: this.#reason }
   }
 
   /**
@@ -104,7 +109,7 @@ export class GuardedLedger implements LedgerStore {
     const stored = await this.#read(() => this.#store.pushesOf(digest))
     return merged(
       stored.filter((r) => r.source !== 'gap'),
-      [...this.#pending.values()].filter((r) => r.digest === digest && r.source !== 'gap'),
+      [...this.#pending.values()].filter((r) => r.digest === digest),
     )
   }
 
@@ -112,7 +117,7 @@ export class GuardedLedger implements LedgerStore {
     const stored = await this.#read(() => this.#store.tagHistory(repository, tag))
     const all = merged(
       stored,
-      [...this.#pending.values()].filter((r) => r.repository === repository && r.tag === tag),
+      [...this.#pending.values(), ...this.#gaps.values()].filter((r) => r.repository === repository && r.tag === tag),
     )
     const newest = all[0]
     if (newest?.source === 'gap') {
@@ -125,8 +130,8 @@ export class GuardedLedger implements LedgerStore {
     this.#closed = true
     clearTimeout(this.#timer)
     // A last chance for what is kept; a store still down loses it (the log says how much).
-    if (this.#pending.size > 0 && this.#up) await this.#flush().catch(() => {})
-    if (this.#pending.size > 0) this.#o.warn?.('push records not written to the ledger at exit are lost', { records: this.#pending.size })
+    if (this.state.pending > 0 && this.#up) await this.#flush().catch(() => {})
+    if (this.state.pending > 0) this.#o.warn?.('push records not written to the ledger at exit are lost', { records: this.state.pending })
     await this.#store.close()
   }
 
@@ -153,14 +158,18 @@ export class GuardedLedger implements LedgerStore {
     while (this.#pending.size > this.#o.maxPending) {
       const [oldestKey, oldest] = this.#pending.entries().next().value as [string, PushRecord]
       this.#pending.delete(oldestKey)
-      if (oldest.source === 'gap' || oldest.tag === undefined) {
-        this.#o.onLost?.(oldest)
-        continue
-      }
+      this.#o.onLost?.(oldest)
+      if (oldest.tag === undefined) continue
       // The tag keeps a marker in its place: its history is known to be incomplete.
       const gap: PushRecord = { repository: oldest.repository, tag: oldest.tag, digest: GAP_DIGEST, mediaType: undefined, at: Date.now(), identity: undefined, source: 'gap' }
-      this.#pending.set(keyOf(gap), gap)
-      this.#o.onLost?.(oldest)
+      const key = `${gap.repository}\n${gap.tag}`
+      this.#gaps.delete(key)
+      this.#gaps.set(key, gap)
+      if (this.#gaps.size > this.#o.maxPending) {
+        const [firstKey, first] = this.#gaps.entries().next().value as [string, PushRecord]
+        this.#gaps.delete(firstKey)
+        this.#o.warn?.('a gap marker of the push ledger was dropped: that tag may be judged on an incomplete history', { repository: first.repository, tag: first.tag })
+      }
     }
     this.#changed()
   }
@@ -193,7 +202,7 @@ export class GuardedLedger implements LedgerStore {
       const wasDown = !this.#up
       this.#up = true
       this.#reason = undefined
-      if (this.#pending.size > 0) await this.#flush()
+      if (this.#pending.size + this.#gaps.size > 0) await this.#flush()
       if (wasDown && this.#up) this.#o.warn?.('the push ledger answers again', {})
       this.#changed()
     } catch (err) {
@@ -202,13 +211,15 @@ export class GuardedLedger implements LedgerStore {
     this.#schedule()
   }
 
-  /** Writes the kept records, oldest first; stops (and marks the store down) at the first failure. */
+  /** Writes the kept gap markers and records, oldest first; stops (and marks the store down) at the first failure. */
   #flush(): Promise<void> {
     this.#flushing ??= (async () => {
       try {
-        for (const [key, record] of [...this.#pending]) {
-          await this.#bounded(this.#store.record(record))
-          this.#pending.delete(key)
+        for (const kept of [this.#gaps, this.#pending]) {
+          for (const [key, record] of [...kept]) {
+            await this.#bounded(this.#store.record(record))
+            kept.delete(key)
+          }
         }
       } catch (err) {
         this.#down('record', err)
