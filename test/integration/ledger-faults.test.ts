@@ -238,3 +238,37 @@ t.test('registry notifications are at least once: an event not recorded is answe
   const history = await ledger.tagHistory('team/app', '1.0-amd64')
   t.equal(history.filter((r) => r.digest === rebuilt.manifest.digest).length, 1, 'an event delivered more than once is recorded once')
 })
+
+t.test('memory ledger flood: 5 000 pushes into another repository leave team/app stale protection intact', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  // A small bound, so 5 000 pushes are several times what it holds.
+  const proxy = await startProxy(registry.url, { ledger: { store: 'memory', maxRecords: 1_000 } })
+  t.teardown(() => proxy.close())
+  const { old, arm, first } = await release(proxy, 'flood')
+  await pushImage(proxy.url, 'team/app', buildImage({ platform: amd64, seed: 'flood-new' }), '1.0-amd64')
+  const stale = buildIndex([arm, old]).manifest
+  t.equal((await putManifest(proxy.url, 'team/app', '1.0', stale)).status, 400, 'before the flood the stale list is refused')
+
+  // Anyone who can push anywhere: one tiny manifest under 5 000 tags of mallory/junk.
+  const junk = buildImage({ platform: amd64, seed: 'junk' })
+  await pushImage(proxy.url, 'mallory/junk', junk)
+  let next = 0
+  let created = 0
+  const worker = async (): Promise<void> => {
+    while (next < 5_000) {
+      const i = next++
+      const res = await putManifest(proxy.url, 'mallory/junk', `junk-${i}`, junk.manifest)
+      await res.arrayBuffer()
+      if (res.status === 201) created++
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, worker))
+  t.equal(created, 5_000, '5 000 pushes into mallory/junk')
+
+  const res = await putManifest(proxy.url, 'team/app', '1.0', stale)
+  t.equal(res.status, 400, 'after the flood the stale list is still refused')
+  t.match((await errorsOf(res))[0]?.message, 'team/app:1.0-amd64 has been pushed again since')
+  t.equal((await getManifest(registry.url, 'team/app', '1.0')).digest, first, 'not stored')
+  t.equal(proxy.logs.find((r) => r['event'] === 'push.accepted' && r['digest'] === stale.digest).length, 0)
+})
