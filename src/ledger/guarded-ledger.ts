@@ -207,6 +207,7 @@ export class GuardedLedger implements LedgerStore {
       this.#changed()
     } catch (err) {
       if (this.#up) this.#down('read', err)
+      else this.#reason = (err as Error).message || String(err)
     }
     this.#schedule()
   }

@@ -140,7 +140,10 @@ function complete(reply: string): boolean {
   if (!reply.startsWith('*')) return true
   const count = Number(/^\*(-?\d+)/.exec(reply)?.[1] ?? 0)
   if (count <= 0) return true
-  return (reply.match(/\r\n\$\d+\r\n[^\r]*\r\n/g)?.length ?? 0) >= count
+  // Each bulk string: its $length line, then its bytes and CRLF.
+  const bulks = [...reply.matchAll(/\$(\d+)\r\n/g)]
+  const last = bulks.at(-1)
+  return bulks.length >= count && last !== undefined && reply.length >= (last.index ?? 0) + last[0].length + Number(last[1]) + 2
 }
 
 function listening(port: number): Promise<boolean> {
