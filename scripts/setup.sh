@@ -16,6 +16,10 @@ command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v curl >/dev/null || need+=(curl)
 command -v unzip >/dev/null || need+=(unzip)
 command -v redis-server >/dev/null || need+=(redis-server)
+# Redis Sentinel, for the ledger's failover test (test/integration/redis-sentinel.test.ts).
+command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
+# promtool (Debian's prometheus package) checks the chart's alert rules (helm-chart.test.ts).
+command -v promtool >/dev/null || need+=(prometheus)
 command -v openssl >/dev/null || need+=(openssl)
 # Go 1.19 (Debian 12), the Go distribution 2.8 is built with: a test compares manifest-guard's
 # reading of bodies with encoding/json's own.

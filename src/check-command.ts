@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from './config/load.js'
 import { type Config, FIELDS } from './config/schema.js'
 import { policyResolver } from './proxy/policy.js'
+import { GuardedLedger } from './ledger/guarded-ledger.js'
 import { createLedger, walkLimitsOf } from './proxy/services.js'
 import { type CheckResult, checkList } from './inspect/check-list.js'
 import type { LookupContext } from './oci/content-lookup.js'
@@ -154,7 +155,8 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
   const scheme = values['plain-http'] === true || isLoopback(target.host) ? 'http' : 'https'
   const client = new RegistryClient({ origin: `${scheme}://${target.host}`, connections: config.validation.concurrency, connectTimeoutMs: config.upstreamTimeouts.connectMs, headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs })
   const source = new CachedSource(client, new ManifestCache(config.cache.maxManifestBytes))
-  const ledger = createLedger(config)
+  // Read as the proxies read it: gap markers make a tag unknown, a failing Redis says so.
+  const ledger = new GuardedLedger(createLedger(config), { timeoutMs: config.ledger.redisTimeoutMs, maxPending: config.ledger.maxPending })
   const limits = { ...walkLimitsOf(config), timeoutMs }
   // Judged as a push to this repository would be: validation.staleChild and its rules.
   const { staleChild } = policyResolver(config)(target.repository)

@@ -11,7 +11,9 @@ import type { Services } from '../proxy/services.js'
 // POST /_guard/v1/events: CNCF distribution's notifications (configuration `notifications:
 // endpoints:`), so pushes that bypass the proxy (internal CI pushing straight to the
 // registry) still feed the ledger. Off until registryEvents.token is set; the
-// registry sends it as `Authorization: Bearer …` (the endpoint's `headers`).
+// registry sends it as `Authorization: Bearer …` (the endpoint's `headers`). At least once:
+// a batch the ledger could not take is answered 503, and distribution sends it again
+// (its endpoint `threshold`/`backoff`) until it is taken.
 
 export const EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json'
 /** distribution batches events; a batch is small, but bounded all the same. */
@@ -47,6 +49,7 @@ export function registerRegistryEvents(app: FastifyInstance, services: Services,
       const events = (request.body as { events?: unknown } | undefined)?.events
       if (!Array.isArray(events)) return sendRegistryError(reply, RegistryError.of('UNSUPPORTED', 'expected {"events": [...]}'))
       let recorded = 0
+      let failed: string | undefined
       for (const e of events as RegistryEvent[]) {
         const t = e.target
         const repository = t?.repository
@@ -60,15 +63,25 @@ export function registerRegistryEvents(app: FastifyInstance, services: Services,
           const at = typeof e.timestamp === 'string' && !Number.isNaN(Date.parse(e.timestamp)) ? Date.parse(e.timestamp) : Date.now()
           const tag = typeof t?.tag === 'string' && isTag(t.tag) ? t.tag : undefined
           const actor = typeof e.actor?.name === 'string' && e.actor.name !== '' ? e.actor.name : undefined
-          await ledger.record({ repository, tag, digest, mediaType, at, identity: actor, source: 'registry-event' }).catch((err: unknown) => {
-            logger.warn({ err, repository, digest }, 'ledger write for a registry event failed')
-          })
+          // Written now or not at all: the registry sends the batch again on a 5xx, and a record
+          // written twice is one (the same push at the same time; histories are ordered by it).
+          try {
+            await ledger.recordNow({ repository, tag, digest, mediaType, at, identity: actor, source: 'registry-event' })
+          } catch (err) {
+            failed ??= (err as Error).message
+            metrics.registryEvents.inc({ outcome: 'failed' })
+            continue
+          }
           recorded++
           metrics.registryEvents.inc({ outcome: 'recorded' })
         } else {
           // Blob pushes, mounts and deletions teach nothing: existence is asked at every push.
           metrics.registryEvents.inc({ outcome: 'ignored' })
         }
+      }
+      if (failed !== undefined) {
+        logger.warn({ event: 'registry-events.failed', received: events.length, recordedManifests: recorded, reason: failed }, 'registry notifications not recorded: answered 503 so the registry sends them again')
+        return sendRegistryError(reply, RegistryError.of('UNAVAILABLE', `manifest-guard could not record these notifications (${failed}); send them again`, undefined, 503))
       }
       return { received: events.length, recordedManifests: recorded }
     })

@@ -153,8 +153,11 @@ function checkCrossField(config: Config): void {
       throw new ConfigError(`invalid config: ${key}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
     }
   }
-  if (config.ledger.store === 'redis' && config.ledger.redisUrl === undefined) {
-    throw new ConfigError('invalid config: ledger.redisUrl: required when ledger.store is redis')
+  for (const sentinel of config.ledger.redisSentinels) {
+    if (!/^[^\s:/@]+:\d{1,5}$/.test(sentinel) && !/^\[[0-9a-fA-F:.]+\]:\d{1,5}$/.test(sentinel)) throw new ConfigError(`invalid config: ledger.redisSentinels: expected HOST:PORT, got ${JSON.stringify(sentinel)}`)
+  }
+  if (config.ledger.store === 'redis' && config.ledger.redisUrl === undefined && config.ledger.redisSentinels.length === 0) {
+    throw new ConfigError('invalid config: ledger.redisUrl: required when ledger.store is redis (or ledger.redisSentinels)')
   }
   if (config.ledger.redisUrl !== undefined && !/^rediss?:\/\/[^/\s@]+(\/\d+)?$/.test(config.ledger.redisUrl)) {
     throw new ConfigError('invalid config: ledger.redisUrl: expected redis://HOST:PORT[/DB] or rediss://… (the password goes in ledger.redisPassword)')

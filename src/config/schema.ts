@@ -51,6 +51,7 @@ export interface Config {
     readonly mode: Mode
     readonly staleChild: StalePolicy
     readonly onLookupFailure: LookupFailurePolicy
+    readonly onLedgerFailure: LookupFailurePolicy
     readonly repair: RepairPolicy
     readonly repairTimeoutMs: number
     readonly retryAfterSeconds: number
@@ -72,6 +73,9 @@ export interface Config {
     readonly redisPasswordFile: string | undefined
     readonly redisKeyPrefix: string
     readonly redisTimeoutMs: number
+    readonly redisSentinels: readonly string[]
+    readonly redisSentinelMaster: string
+    readonly maxPending: number
     readonly ttlSeconds: number
     readonly maxTagsPerRepository: number
   }
@@ -181,6 +185,12 @@ export const FIELDS: readonly Field[] = [
     'When lookups fail (registry 5xx, timeout): reject with 503 + Retry-After, or forward unverified.',
   ),
   field(
+    'validation.onLedgerFailure',
+    oneOf(LOOKUP_FAILURE_POLICIES),
+    'reject',
+    'When the push ledger (Redis) cannot be read, or a tag\'s history has a gap, the stale check cannot run: reject list pushes with 503 + Retry-After, or forward them with a warning (push.warned, cause ledger-unavailable).',
+  ),
+  field(
     'validation.repair',
     oneOf(REPAIR_POLICIES),
     'off',
@@ -206,7 +216,10 @@ export const FIELDS: readonly Field[] = [
   secret('ledger.redisPassword', 'Redis password.'),
   field('ledger.redisPasswordFile', optionalPath, undefined, 'File holding ledger.redisPassword.'),
   field('ledger.redisKeyPrefix', text, 'manifest-guard:', 'Prefix of every Redis key.'),
-  field('ledger.redisTimeoutMs', integer(10, 60_000), 500, 'Longest a Redis command may take; the push path never waits longer.'),
+  field('ledger.redisTimeoutMs', integer(10, 60_000), 500, "Longest a Redis command may take; the push path never waits longer (a manifest push's answer waits for its record at most this long)."),
+  field('ledger.redisSentinels', listOf(text), [], 'HOST:PORT of Redis Sentinels; when set, the master is found through them (ledger.redisSentinelMaster) and followed across failovers, and ledger.redisUrl is not needed.'),
+  field('ledger.redisSentinelMaster', text, 'mymaster', 'Name of the master the sentinels monitor.'),
+  field('ledger.maxPending', integer(1, 10_000_000), 10_000, 'Push records kept in memory while Redis cannot be written, written when it answers again; past this the oldest are dropped and their tags marked as having a gap (unknown to the stale rule until pushed again).'),
   field('ledger.ttlSeconds', integer(60, 10 * 365 * 86_400), 30 * 86_400, 'How long a push record is kept in Redis.'),
   field('ledger.maxTagsPerRepository', integer(1, 10_000_000), 10_000, 'Tags with history kept per repository in Redis (oldest dropped).'),
   secret('registryEvents.token', "Bearer token the registry's notifications must carry (POST /_guard/v1/events is off until set)."),

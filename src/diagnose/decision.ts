@@ -10,6 +10,8 @@ export interface Policy {
   readonly mode: 'enforce' | 'warn'
   readonly staleChild: 'reject' | 'warn'
   readonly onLookupFailure: 'reject' | 'forward'
+  /** When the stale check could not run (the ledger unreadable, or a gap in a tag's history). */
+  readonly onLedgerFailure: 'reject' | 'forward'
   readonly retryAfterSeconds: number
 }
 
@@ -49,6 +51,7 @@ const CODE: Readonly<Record<Cause, ErrorCodeName>> = {
   denied: 'DENIED',
   'lookup-failed': 'UNAVAILABLE',
   timeout: 'UNAVAILABLE',
+  'ledger-unavailable': 'UNAVAILABLE',
 }
 
 export function decide(found: readonly Problem[], policy: Policy, ctx: MessageContext): Decision {
@@ -67,12 +70,14 @@ export function decide(found: readonly Problem[], policy: Policy, ctx: MessageCo
     if (more > 0) shown.push({ code: shown[0]!.code, message: moreProblemsMessage(more, ctx), detail: { omitted: more, requestId: ctx.requestId } })
     return { verdict: 'rejected', forward: false, error: new RegistryError(400, shown), problems, omitted }
   }
-  const failures = found.filter((p) => LOOKUP_CAUSES.has(p.cause))
+  // The one place a fault of the push ledger decides a push: fail closed (503) unless the
+  // policy says to forward; forwarded, the push is `warned`, never silently accepted.
+  const failures = found.filter((p) => (LOOKUP_CAUSES.has(p.cause) && policy.onLookupFailure === 'reject') || (p.cause === 'ledger-unavailable' && policy.onLedgerFailure === 'reject'))
   if (failures.length > 0) {
-    if (policy.onLookupFailure === 'forward') return { verdict: 'unverified', forward: true, error: undefined, problems, omitted }
     const error = new RegistryError(503, failures.slice(0, 1).map((p) => wireError(p, ctx)), { 'retry-after': String(policy.retryAfterSeconds) })
     return { verdict: 'unverified', forward: false, error, problems, omitted }
   }
+  if (found.some((p) => LOOKUP_CAUSES.has(p.cause))) return { verdict: 'unverified', forward: true, error: undefined, problems, omitted }
   if (found.length > 0) return { verdict: 'warned', forward: true, error: undefined, problems, omitted }
   return { verdict: 'accepted', forward: true, error: undefined, problems, omitted }
 }

@@ -130,11 +130,14 @@ export async function investigate(input: InvestigationInput): Promise<Investigat
   }
 
   await Promise.all(explained)
+  const childTags = await stale.ownTags()
+  // The stale check needs the ledger: without it a list is unverified, never clean.
+  if (ledger.error !== undefined) problems.push({ cause: 'ledger-unavailable', reason: ledger.error })
   // Stable order for people and tests: by cause, then by the child's place in the list.
   const position = new Map(input.list.children.map((c, i) => [c.digest as string, i]))
   const place = (p: Problem): number => Math.min(...[p.digest, ...(p.parents ?? [])].map((d) => position.get(d ?? '') ?? Number.MAX_SAFE_INTEGER))
   problems.sort((a, b) => byImportance(a, b) || place(a) - place(b))
-  return { problems, childTags: await stale.ownTags(), ledgerError: ledger.error }
+  return { problems, childTags, ledgerError: ledger.error }
 }
 
 type Explanation = Pick<Problem, 'cause' | 'tag' | 'pushedAt' | 'now' | 'nowAt' | 'nowBy' | 'foundIn' | 'checked' | 'unreadable'>
@@ -368,7 +371,10 @@ function byImportance(a: Problem, b: Problem): number {
   return CAUSES.indexOf(a.cause) - CAUSES.indexOf(b.cause)
 }
 
-/** The ledger is advice: if its store is down, the diagnosis goes on with what the registry says. */
+/**
+ * If the ledger's store is down (or a tag's history has a gap), the diagnosis goes on with what
+ * the registry says, and `error` says so: the decision then fails closed (or warns).
+ */
 class SafeLedger {
   readonly #store: LedgerStore
   // One investigation asks about the same child several times (stale checks, the tags for

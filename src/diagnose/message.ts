@@ -132,6 +132,8 @@ function sentence(p: Problem, ctx: MessageContext): string {
       return `manifest-guard could not verify this list: looking up ${p.digest} failed (${p.reason}). Retry shortly`
     case 'timeout':
       return `manifest-guard could not verify this list within ${p.limit} ms (validation.timeoutMs). Retry shortly`
+    case 'ledger-unavailable':
+      return `manifest-guard could not check this list for stale children: ${p.reason ?? 'the push ledger is unavailable'}. Retry shortly`
   }
 }
 

@@ -20,6 +20,8 @@ import type { Platform } from '../oci/platform.js'
  *   of one already released as some tag's value (a rollback, a promotion, a restore).
  * - duplicate-entry: two entries nothing tells apart; clients take the first.
  * - denied: the client's credentials do not reach something; the registry must answer, not us.
+ * - ledger-unavailable: the push ledger could not be read (or a tag's history has a gap): the
+ *   stale check could not run (validation.onLedgerFailure says what then).
  */
 export const CAUSES = [
   'stale',
@@ -41,6 +43,7 @@ export const CAUSES = [
   'denied',
   'lookup-failed',
   'timeout',
+  'ledger-unavailable',
 ] as const
 
 export type Cause = (typeof CAUSES)[number]
@@ -88,5 +91,5 @@ export const WARNING_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['tag-moved', '
 
 /** Causes that make a list broken whatever the policy says: all but these. */
 export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>(
-  CAUSES.filter((c) => c !== 'stale-present' && c !== 'denied' && !LOOKUP_CAUSES.has(c) && !WARNING_CAUSES.has(c)),
+  CAUSES.filter((c) => c !== 'stale-present' && c !== 'denied' && c !== 'ledger-unavailable' && !LOOKUP_CAUSES.has(c) && !WARNING_CAUSES.has(c)),
 )

@@ -87,7 +87,7 @@ export async function checkList(input: CheckInput): Promise<CheckResult> {
     ctx,
   })
   const messages = { registryHost: input.registryHost, repository, reference, requestId: id, client: 'other' as const, childTags: investigation.childTags }
-  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild, onLookupFailure: 'reject', retryAfterSeconds: 0 }, messages)
+  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild, onLookupFailure: 'reject', onLedgerFailure: 'reject', retryAfterSeconds: 0 }, messages)
   const counts = { children: walk.stats.manifestsChecked - (manifest.kind === 'image' ? 1 : 0), blobs: walk.stats.blobsChecked }
   const common = {
     ...base,

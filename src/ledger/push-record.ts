@@ -12,7 +12,8 @@ export interface PushRecord {
   readonly at: number
   /** Basic user, or the bearer token's claimed subject; never a credential. */
   readonly identity: string | undefined
-  readonly source: 'proxy' | 'registry-event'
+  /** 'gap': no push, a marker that records of this tag were lost (guarded-ledger.ts). */
+  readonly source: 'proxy' | 'registry-event' | 'gap'
 }
 
 /** Where push records live. Memory by default; a shared store serves many replicas. */
@@ -22,6 +23,8 @@ export interface LedgerStore {
   pushesOf(digest: Digest): Promise<readonly PushRecord[]>
   /** Recorded pushes of repository:tag, newest first. */
   tagHistory(repository: string, tag: string): Promise<readonly PushRecord[]>
+  /** Resolves when the store answers (a shared store is asked; memory always answers). */
+  ping?(): Promise<void>
   close(): Promise<void>
 }
 

@@ -5,11 +5,16 @@ import { HISTORY_PER_KEY, type LedgerStore, type PushRecord } from './push-recor
 // The ledger shared by every replica behind one Service. Each record goes into two sorted
 // sets scored by time (per digest, per repository:tag), trimmed to the newest few and given
 // a TTL; a per-repository set of tags bounds how many tags one repository can hold here.
-// Redis failing must never fail a push: commands time out fast and the callers treat errors
-// as "the ledger knows nothing".
+// Commands time out fast; what a failure means (a list push not checked, a record kept for
+// later) is decided by the caller (guarded-ledger.ts). With Sentinel, ioredis asks the
+// sentinels where the master is at every (re)connection and follows a failover.
 
 export interface RedisLedgerOptions {
-  readonly url: string
+  /** redis://HOST:PORT/DB; unused with sentinels. */
+  readonly url: string | undefined
+  /** HOST:PORT of Redis Sentinels; when set, the master named `sentinelMaster` is used. */
+  readonly sentinels?: readonly string[]
+  readonly sentinelMaster?: string
   readonly password: string | undefined
   readonly keyPrefix: string
   readonly ttlSeconds: number
@@ -23,7 +28,7 @@ export class RedisLedgerStore implements LedgerStore {
 
   constructor(options: RedisLedgerOptions) {
     this.#o = options
-    this.#redis = new Redis(options.url, {
+    const common = {
       ...(options.password === undefined ? {} : { password: options.password }),
       keyPrefix: options.keyPrefix,
       lazyConnect: false,
@@ -33,8 +38,23 @@ export class RedisLedgerStore implements LedgerStore {
       maxRetriesPerRequest: 1,
       commandTimeout: options.commandTimeoutMs,
       connectTimeout: options.commandTimeoutMs * 4,
-      retryStrategy: (times) => Math.min(times * 200, 5_000),
-    })
+      // Reconnect soon: until it does, list pushes are refused (or warned) and records kept.
+      retryStrategy: (times: number) => Math.min(times * 100, 1_000),
+      // A master demoted to replica answers writes with READONLY: reconnect, and so find
+      // (through the sentinels) the one promoted in its place.
+      reconnectOnError: (err: Error) => err.message.startsWith('READONLY'),
+    }
+    this.#redis =
+      options.sentinels !== undefined && options.sentinels.length > 0
+        ? new Redis({
+            ...common,
+            sentinels: options.sentinels.map(hostPort),
+            name: options.sentinelMaster ?? 'mymaster',
+            sentinelRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
+            // Subscribes to the sentinels' +switch-master: a promoted replica is used at once.
+            failoverDetector: true,
+          })
+        : new Redis(options.url as string, common)
     // Reconnection errors are expected while Redis is down; each failed command is reported
     // by its caller, so the connection's own error events are not logged twice.
     this.#redis.on('error', () => {})
@@ -69,6 +89,10 @@ export class RedisLedgerStore implements LedgerStore {
     return parseAll(await this.#redis.zrevrange(tagKey(repository, tag), 0, -1))
   }
 
+  async ping(): Promise<void> {
+    await this.#redis.ping()
+  }
+
   async close(): Promise<void> {
     this.#redis.disconnect()
   }
@@ -84,6 +108,11 @@ export class RedisLedgerStore implements LedgerStore {
     multi.zrem(key, ...oldest)
     await multi.exec()
   }
+}
+
+function hostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':')
+  return { host: address.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(address.slice(i + 1)) }
 }
 
 function digestKey(digest: string): string {

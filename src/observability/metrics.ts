@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
 // Prometheus metrics, one registry per proxy instance (tests build several). Label values
 // are closed sets (results, causes, kinds, status classes), never repository names: a
@@ -66,8 +66,26 @@ export class Metrics {
 
   readonly ledgerErrors = new Counter({
     name: 'manifest_guard_ledger_errors_total',
-    help: 'Ledger store operations that failed (the push path goes on without them).',
+    help: 'Ledger store operations that failed or took longer than ledger.redisTimeoutMs (record, read).',
     labelNames: ['operation'] as const,
+    registers: [this.registry],
+  })
+
+  readonly ledgerUp = new Gauge({
+    name: 'manifest_guard_ledger_up',
+    help: 'Whether the push ledger answers (1) or not (0): while 0, list pushes cannot be checked for stale children (validation.onLedgerFailure). Probed every few seconds, pushes or not.',
+    registers: [this.registry],
+  })
+
+  readonly ledgerPending = new Gauge({
+    name: 'manifest_guard_ledger_pending_records',
+    help: 'Push records kept in memory because the ledger could not be written; written when it answers again (ledger.maxPending).',
+    registers: [this.registry],
+  })
+
+  readonly ledgerRecordsLost = new Counter({
+    name: 'manifest_guard_ledger_records_lost_total',
+    help: 'Push records dropped past ledger.maxPending; their tags are marked as having a gap.',
     registers: [this.registry],
   })
 
@@ -80,7 +98,7 @@ export class Metrics {
 
   readonly registryEvents = new Counter({
     name: 'manifest_guard_registry_events_total',
-    help: 'Registry notification events received, by outcome (recorded, ignored, rejected).',
+    help: 'Registry notification events received, by outcome (recorded, ignored, rejected, failed: not recorded, answered 503 for the registry to send again).',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   })

@@ -33,8 +33,11 @@ export type Forward = (exchange: Exchange, res: ServerResponse, intercept?: Resp
  */
 export type CarryRead = (exchange: Exchange, res: ServerResponse, done: () => void, fallback: () => void) => void
 
-/** Sees every registry answer the proxy passes on, before the client does. */
-export type ResponseObserver = (request: Exchange, status: number, headers: IncomingHttpHeaders) => void
+/**
+ * Sees every registry answer the proxy passes on, before the client does. An answer the seam
+ * intercepts (every manifest PUT's) waits for the promise it may return (the ledger write).
+ */
+export type ResponseObserver = (request: Exchange, status: number, headers: IncomingHttpHeaders) => void | Promise<void>
 
 /** Handles a manifest PUT: validates a list, then forwards it or answers itself. */
 export type ManifestPutHandler = (

@@ -5,7 +5,8 @@ import { decisionEvent, logDecision } from './decision-log.js'
 import type { Services } from './services.js'
 
 // Where a list push decision goes: the log (always), the metrics, the ring of recent
-// decisions for operators, and the audit sinks for the decisions configured there.
+// decisions for operators, and the audit sinks for the decisions configured there (and every
+// decision the push ledger's faults made).
 
 /** What recording a decision needs of the proxy's services. */
 export type DecisionSinks = Pick<Services, 'metrics' | 'decisions' | 'audit'> & { readonly audited: readonly string[] }
@@ -23,7 +24,9 @@ export function decisionRecorder(sinks: DecisionSinks): (request: FastifyRequest
     metrics.cacheLookups.inc({ result: 'hit' }, record.stats.cacheHits)
     metrics.cacheLookups.inc({ result: 'miss' }, record.stats.cacheMisses)
     decisions.add(event)
-    if (audited.has(verdict)) {
+    // A push whose stale check could not run is audited whatever audit.include says: it was
+    // refused for the ledger's sake (503) or stored unchecked (warned).
+    if (audited.has(verdict) || record.decision.problems.some((p) => p.cause === 'ledger-unavailable')) {
       audit.file?.append(event)
       audit.webhook?.send(event.event, `${event.repository}:${event.reference}`, event)
     }

@@ -155,13 +155,15 @@ export function createForwarder(services: Services, observe: ResponseObserver, c
         }
         const response = { statusCode: status, headers: upstreamHeaders, body: Buffer.concat(chunks, buffered) }
         intercept(response).then(
-          (verdict) => {
-            closeIfUnread(request, res)
+          async (verdict) => {
             if (verdict === 'pass') {
-              observe(request, status, upstreamHeaders)
+              // Held until the observer has learned from it (a manifest push's ledger record).
+              await observe(request, status, upstreamHeaders)
+              closeIfUnread(request, res)
               res.writeHead(status, responseHeaders(upstreamHeaders, upstreamPrefix, origin))
               res.end(method === 'HEAD' ? undefined : response.body)
             } else {
+              closeIfUnread(request, res)
               writeRegistryError(res, verdict)
             }
             finish()

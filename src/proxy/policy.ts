@@ -16,6 +16,7 @@ export function policyResolver(config: Config): (repository: string) => Reposito
       mode: rule?.mode ?? v.mode,
       staleChild: rule?.staleChild ?? v.staleChild,
       onLookupFailure: rule?.onLookupFailure ?? v.onLookupFailure,
+      onLedgerFailure: v.onLedgerFailure,
       repair: rule?.repair ?? v.repair,
       retryAfterSeconds: v.retryAfterSeconds,
     }

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../oci/error-code.js'
 import { parseRegistryPath, type RegistryPath } from '../oci/reference.js'
 import { sendRegistryError } from './error-mapper.js'
-import type { Forward, ManifestPutHandler } from './contracts.js'
+import type { Forward, ManifestPutHandler, ResponseInterceptor } from './contracts.js'
 import { mountInterceptor } from './mount.js'
 import type { RegistryClient } from '../upstream/registry-client.js'
 
@@ -50,6 +50,8 @@ function refusal(path: RegistryPath): RegistryError {
   return RegistryError.of('NAME_INVALID', `manifest-guard: ${path.kind === 'invalid' ? path.reason : 'invalid path'}`)
 }
 
+const passAnswer: ResponseInterceptor = async () => 'pass'
+
 export function createSeam(client: RegistryClient, forward: Forward, onManifestPut: ManifestPutHandler): Seam {
   return function seam(request: FastifyRequest, reply: FastifyReply) {
     const path = pathOf(request.url)
@@ -60,7 +62,9 @@ export function createSeam(client: RegistryClient, forward: Forward, onManifestP
       case 'list-push':
         return onManifestPut(request, reply, path as Extract<RegistryPath, { kind: 'manifest' }>, (intercept) => {
           reply.hijack()
-          forward(request, reply.raw, intercept)
+          // Every manifest PUT's answer is held until the traffic observer has recorded the
+          // push in the ledger: a client (or another replica) acting on a 201 finds it there.
+          forward(request, reply.raw, intercept ?? passAnswer)
         })
       case 'mount':
         reply.hijack()

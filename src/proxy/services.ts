@@ -1,5 +1,6 @@
 import { readSecret } from '../config/load.js'
 import type { Config } from '../config/schema.js'
+import { GuardedLedger } from '../ledger/guarded-ledger.js'
 import { MemoryLedgerStore } from '../ledger/memory-store.js'
 import { RedisLedgerStore } from '../ledger/redis-store.js'
 import type { LedgerStore } from '../ledger/push-record.js'
@@ -25,7 +26,8 @@ export interface Services {
   readonly client: RegistryClient
   readonly cache: ManifestCache
   readonly source: CachedSource
-  readonly ledger: LedgerStore
+  /** The push ledger, its faults bounded and counted (guarded-ledger.ts). */
+  readonly ledger: GuardedLedger
   /** Client writes (uploads, manifest pushes, deletes) to the registry. */
   readonly passthrough: Pool
   /** Client reads (GET, HEAD): a pool of their own, so a stalled upload never holds one up. */
@@ -71,7 +73,7 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     client,
     cache,
     source: new CachedSource(client, cache),
-    ledger: countingErrors(overrides.ledger ?? createLedger(config), metrics),
+    ledger: guardedLedger(overrides.ledger ?? createLedger(config), config, metrics, logger),
     passthrough: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     passthroughReads: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     decisions: new DecisionRing(config.admin.recentDecisions),
@@ -94,7 +96,9 @@ export function createLedger(config: Config): LedgerStore {
   const l = config.ledger
   if (l.store === 'memory') return new MemoryLedgerStore(l.maxRecords)
   return new RedisLedgerStore({
-    url: l.redisUrl as string,
+    url: l.redisUrl,
+    sentinels: l.redisSentinels,
+    sentinelMaster: l.redisSentinelMaster,
     password: readSecret(l.redisPassword, l.redisPasswordFile),
     keyPrefix: l.redisKeyPrefix,
     ttlSeconds: l.ttlSeconds,
@@ -103,19 +107,20 @@ export function createLedger(config: Config): LedgerStore {
   })
 }
 
-/** Counts ledger failures in the metrics; callers still see (and survive) each error. */
-function countingErrors(store: LedgerStore, metrics: Metrics): LedgerStore {
-  const counted = <T>(operation: string, run: () => Promise<T>): Promise<T> =>
-    run().catch((err: unknown) => {
-      metrics.ledgerErrors.inc({ operation })
-      throw err
-    })
-  return {
-    record: (r) => counted('record', () => store.record(r)),
-    pushesOf: (d) => counted('read', () => store.pushesOf(d)),
-    tagHistory: (repo, tag) => counted('read', () => store.tagHistory(repo, tag)),
-    close: () => store.close(),
-  }
+/** The store behind its bounds, its state in the metrics and its transitions in the log. */
+function guardedLedger(store: LedgerStore, config: Config, metrics: Metrics, logger: Logger): GuardedLedger {
+  metrics.ledgerUp.set(1)
+  return new GuardedLedger(store, {
+    timeoutMs: config.ledger.redisTimeoutMs,
+    maxPending: config.ledger.maxPending,
+    onError: (operation) => metrics.ledgerErrors.inc({ operation }),
+    onState: (state) => {
+      metrics.ledgerUp.set(state.up ? 1 : 0)
+      metrics.ledgerPending.set(state.pending)
+    },
+    onLost: () => metrics.ledgerRecordsLost.inc(),
+    warn: (message, facts) => logger.warn({ event: 'ledger.state', ...facts }, message),
+  })
 }
 
 export async function closeServices(services: Services): Promise<void> {

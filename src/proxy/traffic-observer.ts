@@ -12,8 +12,8 @@ type Memory = Pick<Services, 'cache' | 'ledger'>
 
 // Learns from the traffic that passes: every manifest push goes into the ledger, and its
 // body into the manifest cache. The forwarder calls it with each registry answer before
-// passing it on, so the client cannot act on an answer before the proxy has learned from it;
-// it never changes the answer. Blob uploads, mounts and deletions teach it nothing on
+// passing it on, so the client cannot act on an answer before the proxy has learned from it
+// (a manifest push's answer waits for its ledger record); it never changes the answer. Blob uploads, mounts and deletions teach it nothing on
 // purpose: whether a repository holds something is asked of the registry at every push, so
 // no size or existence the proxy saw (or half saw, as with an upload split across replicas)
 // can ever stand in for the registry's word.
@@ -21,20 +21,21 @@ type Memory = Pick<Services, 'cache' | 'ledger'>
 export function createResponseObserver(memory: Memory): ResponseObserver {
   return (request, status, headers) => {
     try {
-      observe(request, status, headers, memory)
+      return observe(request, status, headers, memory)
     } catch (err) {
       request.log.warn({ err }, 'traffic observer failed; the reply is unaffected')
+      return undefined
     }
   }
 }
 
-function observe(request: Exchange, status: number, headers: IncomingHttpHeaders, memory: Memory): void {
+function observe(request: Exchange, status: number, headers: IncomingHttpHeaders, memory: Memory): Promise<void> | undefined {
   const path = request.registryPath
   if (path === null) return
   if (path.kind === 'manifest' && request.method === 'PUT' && status === 201) {
     const digest = headerDigest(headers)
-    if (digest !== undefined) recordManifestPush(request, memory, path.name, path.reference.kind === 'tag' ? path.reference.tag : undefined, digest)
-    return
+    if (digest !== undefined) return recordManifestPush(request, memory, path.name, path.reference.kind === 'tag' ? path.reference.tag : undefined, digest)
+    return undefined
   }
   if (path.kind === 'upload' && request.method === 'POST' && status === 202 && (request.query as Record<string, string | undefined>)['mount'] !== undefined) {
     const query = request.query as Record<string, string | undefined>
@@ -43,9 +44,10 @@ function observe(request: Exchange, status: number, headers: IncomingHttpHeaders
       'cross-repository mount refused: the source repository does not hold that blob (deleted, or never there); the client uploads it instead or, like docker, gives up',
     )
   }
+  return undefined
 }
 
-function recordManifestPush(request: Exchange, memory: Memory, repository: string, tag: string | undefined, digest: Digest): void {
+function recordManifestPush(request: Exchange, memory: Memory, repository: string, tag: string | undefined, digest: Digest): Promise<void> {
   const pushed = request.pushedManifest
   const raw = pushed?.copy()
   // Bytes only, under the digest the registry answered (the cache checks they hash to it):
@@ -65,7 +67,14 @@ function recordManifestPush(request: Exchange, memory: Memory, repository: strin
     identity: identityLabel(identityOf(request.headers.authorization, true)),
     source: 'proxy',
   }
-  memory.ledger.record(record).catch((err: unknown) => request.log.warn({ err, repository, digest }, 'ledger write failed; the push went through'))
+  // Written before the client hears the answer, within ledger.redisTimeoutMs; what cannot be
+  // written is kept and written once the ledger answers again (guarded-ledger.ts).
+  return memory.ledger.write(record).then(
+    (outcome) => {
+      if (outcome === 'kept') request.log.warn({ event: 'ledger.kept', repository, tag, digest }, 'the ledger could not be written in time; the record is kept and written when it answers again')
+    },
+    (err: unknown) => request.log.warn({ err, repository, digest }, 'ledger write failed; the push went through'),
+  )
 }
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {

@@ -13,6 +13,7 @@ import { loadConfig } from '../../src/config/load.js'
 import { FIELDS } from '../../src/config/schema.js'
 import { startFakeKubeApi } from '../helpers/fake-kube-api.js'
 import { CHART, helm } from '../helpers/helm.js'
+import { requireTool, run } from '../helpers/tools.js'
 import { startProxy } from '../helpers/proxy.js'
 import { promqlRefs, withoutGrafanaIntervals } from '../helpers/promql.js'
 
@@ -184,6 +185,10 @@ t.test('the Grafana dashboard and the alerts read only metrics the proxy exports
   t.ok(exported.has('manifest_guard_list_pushes_total') && exported.has('manifest_guard_proxied_bytes_total'), 'the scrape lists the metrics')
   // Labels Prometheus adds to every series of a target (ServiceMonitor defaults).
   const TARGET_LABELS = new Set(['namespace', 'job', 'pod', 'instance', 'service', 'container', 'endpoint'])
+  // Series the alerts read that the proxy cannot export itself: Prometheus' own `up`, and
+  // kube-state-metrics' view of the Deployment (a replica not ready).
+  exported.set('up', new Set())
+  exported.set('kube_deployment_status_replicas_unavailable', new Set(['deployment']))
 
   const check = (where: string, expr: string): { metrics: string[]; grouping: string[] } => {
     const refs = promqlRefs(withoutGrafanaIntervals(expr))
@@ -225,12 +230,23 @@ t.test('the Grafana dashboard and the alerts read only metrics the proxy exports
   for (const g of ['result', 'cause', 'status_class', 'direction']) t.ok(grouped.has(g), `the dashboard splits by ${g}`)
 
   const rules = (objects.find((o) => o.kind === 'PrometheusRule')!.spec!['groups'] as { rules: { alert: string; expr: string; labels: Record<string, string>; annotations: Record<string, string> }[] }[]).flatMap((g) => g.rules)
-  t.same(rules.map((r) => r.alert).sort(), ['ManifestGuardAuditDeliveriesFailing', 'ManifestGuardLedgerErrors', 'ManifestGuardLookupsFailing', 'ManifestGuardPassthroughErrors', 'ManifestGuardRejectionsSpike'])
+  t.same(rules.map((r) => r.alert).sort(), [
+    'ManifestGuardAuditDeliveriesFailing',
+    'ManifestGuardLedgerDown',
+    'ManifestGuardLedgerErrors',
+    'ManifestGuardLedgerRecordsLost',
+    'ManifestGuardLookupsFailing',
+    'ManifestGuardPassthroughErrors',
+    'ManifestGuardRejectionsSpike',
+    'ManifestGuardReplicaDown',
+    'ManifestGuardReplicaNotReady',
+    'ManifestGuardValidationSlow',
+  ])
   for (const rule of rules) {
     const { metrics } = check(`alert ${rule.alert}`, rule.expr)
     t.ok(metrics.length > 0, `alert ${rule.alert} reads metrics`)
-    t.match(rule.expr, 'namespace="registry", job="guard-manifest-guard"', `alert ${rule.alert} reads this release's series only`)
-    t.equal(rule.labels['severity'], 'warning')
+    t.match(rule.expr, rule.alert === 'ManifestGuardReplicaNotReady' ? 'namespace="registry", deployment="guard-manifest-guard"' : 'namespace="registry", job="guard-manifest-guard"', `alert ${rule.alert} reads this release's series only`)
+    t.equal(rule.labels['severity'], rule.alert === 'ManifestGuardLedgerDown' ? 'critical' : 'warning')
     t.ok(rule.annotations['summary'] && rule.annotations['description'], `alert ${rule.alert} says what is wrong`)
   }
 })
@@ -257,4 +273,88 @@ t.test('NOTES tell how to point docker at it', async (t) => {
   t.match(defaults, 'port-forward deploy/guard-manifest-guard 9465:9465', 'and how to reach the API listener on loopback')
   t.match(defaults, 'http://127.0.0.1:9465/_guard/')
   t.match(await notes(['-f', ALL_ON]), 'get secret mg-admin', 'or the Secret named in values')
+})
+
+t.test('promtool test rules: the alerts fire when it matters', async (t) => {
+  requireTool('promtool', "apt-get install -y prometheus (Debian's package carries promtool)")
+  const rule = (await render(['-f', ALL_ON])).find((o) => o.kind === 'PrometheusRule')!
+  const dir = mkdtempSync(join(tmpdir(), 'mg-promtool-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  // JSON is YAML: promtool reads both.
+  writeFileSync(join(dir, 'rules.yaml'), JSON.stringify({ groups: rule.spec!['groups'] }))
+  const sel = 'namespace="registry", job="guard-manifest-guard"'
+  const summaries = new Map(rule.spec!['groups'][0].rules.map((r: { alert: string; annotations: { summary: string } }) => [r.alert, r.annotations.summary]))
+  const alert = (name: string, labels: Record<string, string>, description: string) => ({
+    exp_labels: { alertname: name, severity: name === 'ManifestGuardLedgerDown' ? 'critical' : 'warning', ...labels },
+    exp_annotations: { summary: summaries.get(name), description },
+  })
+  const tests = {
+    rule_files: ['rules.yaml'],
+    evaluation_interval: '30s',
+    tests: [
+      {
+        // Redis goes away at 1m on pod a, with no push at all: the alert fires by 3m (within 2 minutes).
+        interval: '30s',
+        input_series: [
+          { series: `manifest_guard_ledger_up{${sel}, pod="a"}`, values: '1 1 0x10' },
+          { series: `manifest_guard_ledger_up{${sel}, pod="b"}`, values: '1x12' },
+        ],
+        alert_rule_test: [
+          { eval_time: '1m', alertname: 'ManifestGuardLedgerDown', exp_alerts: [] },
+          { eval_time: '3m', alertname: 'ManifestGuardLedgerDown', exp_alerts: [alert('ManifestGuardLedgerDown', { pod: 'a' }, 'Pod a: the ledger (Redis) does not answer; list pushes cannot be checked for stale children. Records of pushes meanwhile are kept (manifest_guard_ledger_pending_records) and written when it answers.')] },
+        ],
+      },
+      {
+        // Replica b stops answering its scrapes at 1m; later every replica is gone.
+        interval: '30s',
+        input_series: [
+          { series: `up{${sel}, pod="a"}`, values: '1x10' },
+          { series: `up{${sel}, pod="b"}`, values: '1 1 0x8' },
+        ],
+        alert_rule_test: [
+          { eval_time: '1m', alertname: 'ManifestGuardReplicaDown', exp_alerts: [] },
+          { eval_time: '4m', alertname: 'ManifestGuardReplicaDown', exp_alerts: [alert('ManifestGuardReplicaDown', { namespace: 'registry', job: 'guard-manifest-guard', pod: 'b' }, 'Pod b does not answer its scrape.')] },
+        ],
+      },
+      {
+        interval: '30s',
+        // (A series stops: Prometheus counts it for 5 minutes more, then the alert waits 2.)
+        input_series: [{ series: `up{${sel}, pod="a"}`, values: '1 1 _x30' }],
+        alert_rule_test: [{ eval_time: '10m', alertname: 'ManifestGuardReplicaDown', exp_alerts: [alert('ManifestGuardReplicaDown', {}, 'No manifest-guard replica answers its scrape.')] }],
+      },
+      {
+        // One replica not ready for 5 minutes (kube-state-metrics).
+        interval: '1m',
+        input_series: [{ series: 'kube_deployment_status_replicas_unavailable{namespace="registry", deployment="guard-manifest-guard"}', values: '0 1x10' }],
+        alert_rule_test: [
+          { eval_time: '3m', alertname: 'ManifestGuardReplicaNotReady', exp_alerts: [] },
+          { eval_time: '7m', alertname: 'ManifestGuardReplicaNotReady', exp_alerts: [alert('ManifestGuardReplicaNotReady', { namespace: 'registry', deployment: 'guard-manifest-guard' }, '1 replicas of guard-manifest-guard unavailable for 5 minutes.')] },
+        ],
+      },
+      {
+        // A hung registry: every validation waits for validation.timeoutMs (20 s), and no 5xx.
+        interval: '1m',
+        input_series: [
+          { series: `manifest_guard_validation_duration_seconds_bucket{${sel}, result="unverified", le="1"}`, values: '0x30' },
+          { series: `manifest_guard_validation_duration_seconds_bucket{${sel}, result="unverified", le="10"}`, values: '0x30' },
+          { series: `manifest_guard_validation_duration_seconds_bucket{${sel}, result="unverified", le="20"}`, values: '0+5x30' },
+          { series: `manifest_guard_validation_duration_seconds_bucket{${sel}, result="unverified", le="+Inf"}`, values: '0+5x30' },
+        ],
+        alert_rule_test: [{ eval_time: '25m', alertname: 'ManifestGuardValidationSlow', exp_alerts: [alert('ManifestGuardValidationSlow', {}, 'p99 of list validation is 19.9s; a registry that hangs (no 5xx) shows here first.')] }],
+      },
+      {
+        // Quick validations: nothing fires.
+        interval: '1m',
+        input_series: [
+          { series: `manifest_guard_validation_duration_seconds_bucket{${sel}, result="accepted", le="1"}`, values: '0+5x30' },
+          { series: `manifest_guard_validation_duration_seconds_bucket{${sel}, result="accepted", le="+Inf"}`, values: '0+5x30' },
+        ],
+        alert_rule_test: [{ eval_time: '25m', alertname: 'ManifestGuardValidationSlow', exp_alerts: [] }],
+      },
+    ],
+  }
+  writeFileSync(join(dir, 'tests.yaml'), JSON.stringify(tests))
+  const r = await run('promtool', ['test', 'rules', join(dir, 'tests.yaml')], { timeoutMs: 60_000 })
+  t.equal(r.code, 0, `promtool test rules passes:\n${r.stdout}${r.stderr}`)
+  t.match(r.stdout + r.stderr, 'SUCCESS')
 })

@@ -103,3 +103,14 @@ t.test('secrets are never taken as flags: one line names the environment variabl
     t.equal(value, 'from-env', `${f.key} is read from ${envName(f.key)}`)
   }
 })
+
+t.test('ledger: Sentinel instead of a URL, and the fault settings', async (t) => {
+  const c = loadConfig({ values: { ledger: { store: 'redis', redisSentinels: ['127.0.0.1:26379', 'sentinel-1.redis:26379'], redisSentinelMaster: 'ledger' } } })
+  t.same(c.ledger.redisSentinels, ['127.0.0.1:26379', 'sentinel-1.redis:26379'], 'sentinels stand in for ledger.redisUrl')
+  t.equal(c.ledger.redisSentinelMaster, 'ledger')
+  t.equal(c.validation.onLedgerFailure, 'reject', 'fail closed by default')
+  t.equal(c.ledger.maxPending, 10_000)
+  t.throws(() => loadConfig({ values: { ledger: { store: 'redis', redisSentinels: ['no-port'] } } }), /ledger.redisSentinels: expected HOST:PORT/)
+  t.throws(() => loadConfig({ values: { ledger: { store: 'redis' } } }), /ledger.redisUrl: required when ledger.store is redis \(or ledger.redisSentinels\)/)
+  t.equal(loadConfig({ argv: ['--validation-on-ledger-failure', 'forward'] }).validation.onLedgerFailure, 'forward')
+})

@@ -20,7 +20,7 @@ const amdNew = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, se
 const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'old' })
 const list = buildIndex([amdOld, arm])
 const CTX: MessageContext = { registryHost: 'reg.example', repository: REPO, reference: '1.0', requestId: 'abc123', client: 'docker', childTags: [] }
-const POLICY: Policy = { mode: 'enforce', staleChild: 'reject', onLookupFailure: 'reject', retryAfterSeconds: 5 }
+const POLICY: Policy = { mode: 'enforce', staleChild: 'reject', onLookupFailure: 'reject', onLedgerFailure: 'reject', retryAfterSeconds: 5 }
 
 function index(i: BuiltIndex): IndexManifest {
   const m = parseManifest(i.manifest.bytes, i.manifest.mediaType)
@@ -192,7 +192,7 @@ for (const c of cases) {
   })
 }
 
-t.test('a ledger that fails does not stop the diagnosis', async (t) => {
+t.test('a ledger that fails does not stop the diagnosis, and says the stale check could not run', async (t) => {
   const source = new MemorySource()
   source.addImage(REPO, arm)
   const broken: LedgerStore = {
@@ -202,7 +202,7 @@ t.test('a ledger that fails does not stop the diagnosis', async (t) => {
     close: async () => {},
   }
   const found = await diagnose(source, broken)
-  t.same(found.problems.map((p) => p.cause), ['never-pushed'])
+  t.same(found.problems.map((p) => p.cause), ['never-pushed', 'ledger-unavailable'])
   t.equal(found.ledgerError, 'redis down')
 })
 
@@ -210,6 +210,7 @@ t.test('verdicts by policy', async (t) => {
   const stalePresent = [{ cause: 'stale-present' as const, digest: amdOld.manifest.digest as Digest }]
   const failed = [{ cause: 'lookup-failed' as const, reason: 'the registry answered 500' }]
   const hard = [{ cause: 'never-pushed' as const, digest: amdOld.manifest.digest as Digest }]
+  const noLedger = [{ cause: 'ledger-unavailable' as const, reason: 'the push ledger is unavailable (no answer within 500 ms)' }]
   const table: { name: string; problems: Parameters<typeof decide>[0]; policy: Partial<Policy>; verdict: string; forward: boolean; status?: number }[] = [
     { name: 'clean', problems: [], policy: {}, verdict: 'accepted', forward: true },
     { name: 'hard problem, enforce', problems: hard, policy: {}, verdict: 'rejected', forward: false, status: 400 },
@@ -218,6 +219,10 @@ t.test('verdicts by policy', async (t) => {
     { name: 'stale-present, warn', problems: stalePresent, policy: { staleChild: 'warn' }, verdict: 'warned', forward: true },
     { name: 'lookups failed, reject', problems: failed, policy: {}, verdict: 'unverified', forward: false, status: 503 },
     { name: 'lookups failed, forward', problems: failed, policy: { onLookupFailure: 'forward' }, verdict: 'unverified', forward: true },
+    { name: 'ledger unavailable, reject (default)', problems: noLedger, policy: {}, verdict: 'unverified', forward: false, status: 503 },
+    { name: 'ledger unavailable, forward', problems: noLedger, policy: { onLedgerFailure: 'forward' }, verdict: 'warned', forward: true },
+    { name: 'ledger unavailable, lookups forwarded: still refused', problems: [...failed, ...noLedger], policy: { onLookupFailure: 'forward' }, verdict: 'unverified', forward: false, status: 503 },
+    { name: 'ledger unavailable, but the list is broken anyway', problems: [...hard, ...noLedger], policy: {}, verdict: 'rejected', forward: false, status: 400 },
     { name: 'denied wins over everything', problems: [...hard, { cause: 'denied' as const }], policy: {}, verdict: 'deferred', forward: true },
   ]
   for (const row of table) {
@@ -228,6 +233,9 @@ t.test('verdicts by policy', async (t) => {
   }
   const unavailable = decide(failed, POLICY, CTX)
   t.equal(unavailable.error?.headers['retry-after'], '5')
+  const ledgerDown = decide(noLedger, POLICY, CTX)
+  t.equal(ledgerDown.error?.headers['retry-after'], '5')
+  t.match(ledgerDown.error?.errors[0], { code: 'UNAVAILABLE', message: /could not check this list for stale children: the push ledger is unavailable \(no answer within 500 ms\)/ }, 'the answer names the cause')
 })
 
 t.test('candidate repositories', async (t) => {
