@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config/schema.js'
 import { createLogger, type Logger } from './observability/logger.js'
 import { clientErrorHandler, installErrorMapper, rawPathRefusal } from './proxy/error-mapper.js'
-import { registerHealth } from './admin/health.js'
+import { registerAdminHealth, registerHealth } from './admin/health.js'
 import { registerPassthrough } from './proxy/passthrough.js'
 import { buildAdminApps } from './admin/admin.js'
 import { decisionRecorder } from './proxy/decisions.js'
@@ -67,10 +67,15 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     // Client-supplied ids are not trusted into logs.
     requestIdHeader: false,
     forceCloseConnections: 'idle',
+    // A request that arrives on a live connection while the listener closes (drain.ts) is
+    // served, not refused: a 503 would fail a push that was already under way.
+    return503OnClosing: false,
     clientErrorHandler,
     // Reads take the fast lane; everything else, fastify's routing.
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
       const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+        // Once the listener has closed, every answer ends its connection.
+        if (services.lifecycle.closing) res.shouldKeepAlive = false
         watchRequestBody(req, limits.bodyIdleTimeoutMs)
         if (!lane(req, res)) handler(req, res)
       }
@@ -96,7 +101,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.decorateRequest('registryPath', null)
   app.decorateRequest('pushedManifest', null)
   installErrorMapper(app)
-  registerHealth(app, services.client)
+  registerHealth(app, services.client, services.lifecycle)
   installRequestMetrics(app, services)
   const listPush = createListPushHandler(services, decisionRecorder({ ...services, audited: config.audit.include }))
   await registerPassthrough(app, { origin: config.upstream, pool: services.passthrough }, createSeam(services.client, forward, listPush))
@@ -110,6 +115,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     server.connectionsCheckingInterval = CHECK_INTERVAL_MS
     limitListener(server, limits, Math.max(limits.headersTimeoutMs, limits.bodyIdleTimeoutMs))
   }
+  if (admin !== null) registerAdminHealth(admin.admin, services.lifecycle)
   app.decorate('admin', admin?.admin ?? null)
   app.decorate('adminApi', admin?.api ?? null)
   app.decorate('readCarrier', carrier)

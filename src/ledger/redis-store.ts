@@ -15,6 +15,8 @@ export interface RedisLedgerOptions {
   readonly ttlSeconds: number
   readonly maxTagsPerRepository: number
   readonly commandTimeoutMs: number
+  /** CA certificates a rediss:// server's certificate may chain to (default: the system's). */
+  readonly ca?: readonly string[] | undefined
 }
 
 export class RedisLedgerStore implements LedgerStore {
@@ -25,6 +27,7 @@ export class RedisLedgerStore implements LedgerStore {
     this.#o = options
     this.#redis = new Redis(options.url, {
       ...(options.password === undefined ? {} : { password: options.password }),
+      ...(options.ca !== undefined && options.url.startsWith('rediss:') ? { tls: { ca: [...options.ca] } } : {}),
       keyPrefix: options.keyPrefix,
       lazyConnect: false,
       // Commands issued while (re)connecting wait in the queue, but never longer than

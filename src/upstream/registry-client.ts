@@ -23,6 +23,8 @@ export interface RegistryClientOptions {
   readonly connectTimeoutMs: number
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
+  /** CA certificates a TLS registry's certificate may chain to (default: the system's). */
+  readonly ca?: readonly string[] | undefined
   /** Called once per upstream request, for metrics. */
   readonly onRequest?: (kind: LookupKind, status: number | 'error') => void
 }
@@ -45,7 +47,7 @@ export class RegistryClient {
     this.#pool = new Pool(options.origin, {
       connections: options.connections,
       pipelining: 1,
-      connect: { timeout: options.connectTimeoutMs },
+      connect: { timeout: options.connectTimeoutMs, ...(options.ca === undefined ? {} : { ca: [...options.ca] }) },
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs,
     })
