@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config/schema.js'
 import { createLogger, type Logger } from './observability/logger.js'
@@ -15,6 +15,7 @@ import { createSeam } from './proxy/seam.js'
 import { createResponseObserver } from './proxy/traffic-observer.js'
 import { createFastLane } from './proxy/fast-lane.js'
 import { createForwarder, forwarded } from './proxy/forwarder.js'
+import { watchCertificate } from './proxy/certificate-watch.js'
 import { createReadCarrier, type ReadCarrier } from './proxy/read-carrier.js'
 import { countRequest } from './proxy/request-metrics.js'
 import { watchRequestBody } from './proxy/idle-timeout.js'
@@ -36,6 +37,8 @@ declare module 'fastify' {
 
 export interface AppOptions extends ServiceOverrides {
   readonly logger?: Logger
+  /** How often the TLS certificate files are compared with what is served (tests shorten it). */
+  readonly certificateCheckMs?: number
 }
 
 /**
@@ -119,7 +122,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.decorate('admin', admin?.admin ?? null)
   app.decorate('adminApi', admin?.api ?? null)
   app.decorate('readCarrier', carrier)
+  const stopWatching =
+    tls === null || config.tls.cert === undefined || config.tls.key === undefined
+      ? () => {}
+      : watchCertificate(app.server as unknown as HttpsServer, { cert: config.tls.cert, key: config.tls.key }, tls, logger, options.certificateCheckMs)
   app.addHook('onClose', async () => {
+    stopWatching()
     await admin?.admin.close()
     await admin?.api?.close()
     await carrier?.close()
