@@ -272,6 +272,7 @@ export const RETIRED_KEYS: Readonly<Record<string, string>> = {
 function upstreamUrl(): FieldType<string> {
   return {
     describe: 'http(s) URL',
+    jsonSchema: { type: 'string', pattern: '^https?://[^/\\s?#@]+/?$' },
     parse(raw) {
       const parsed = httpUrl.parse(raw)
       if ('expected' in parsed) return parsed
