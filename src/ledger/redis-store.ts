@@ -25,7 +25,13 @@ export class RedisLedgerStore implements LedgerStore {
 
   constructor(options: RedisLedgerOptions) {
     this.#o = options
-    this.#redis = new Redis(options.url, {
+    // The ACL user comes from the URL, the password from its own setting: ioredis would take
+    // the URL's empty password over the option, so the user is passed as an option too.
+    const url = new URL(options.url)
+    const username = decodeURIComponent(url.username)
+    url.username = ''
+    this.#redis = new Redis(url.toString(), {
+      ...(username === '' ? {} : { username }),
       ...(options.password === undefined ? {} : { password: options.password }),
       ...(options.ca !== undefined && options.url.startsWith('rediss:') ? { tls: { ca: [...options.ca] } } : {}),
       keyPrefix: options.keyPrefix,
