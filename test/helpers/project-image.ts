@@ -51,10 +51,7 @@ export async function buildProjectImage(engine: DockerEngine, tag: string): Prom
   const seconds = (since: number): number => Math.round((Date.now() - since) / 100) / 10
 
   let since = Date.now()
-  // Without the test runner's NODE_OPTIONS (tap's --import hooks), which would reach the Node.js
-  // the script runs inside the new root filesystem, where those files do not exist.
-  const { NODE_OPTIONS: _, ...env } = process.env
-  const prepared = await run('bash', [`${ROOT}scripts/image-base.sh`, base], { cwd: ROOT, timeoutMs: PREPARE_TIMEOUT_MS, env })
+  const prepared = await run('bash', [`${ROOT}scripts/image-base.sh`, base], { cwd: ROOT, timeoutMs: PREPARE_TIMEOUT_MS })
   if (prepared.code !== 0) throw new Error(`scripts/image-base.sh ${base} failed (exit ${prepared.code}):\n${prepared.stderr}\n${prepared.stdout}`)
   const facts = new Map(prepared.stdout.split('\n').flatMap((line) => {
     const m = /^([A-Z_]+)=(.*)$/.exec(line)
