@@ -143,7 +143,7 @@ export const FIELDS: readonly Field[] = [
     'caFile',
     optionalPath,
     undefined,
-    'PEM file of CA certificates trusted, on top of the system ones, for every TLS connection the proxy makes: the registry (upstream), a rediss:// ledger, the audit webhook. For a registry or Redis behind a private CA.',
+    'PEM file of CA certificates trusted, on top of the system ones, for every TLS connection the proxy makes: the registry (upstream) and its token server, a rediss:// ledger, the audit webhook. For a registry or Redis behind a private CA.',
   ),
   field('tls.cert', optionalPath, undefined, 'PEM certificate file; with tls.key the proxy serves HTTPS (docker refuses plain HTTP off loopback).'),
   field('tls.key', optionalPath, undefined, 'PEM private key file for tls.cert.'),

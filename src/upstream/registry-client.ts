@@ -39,7 +39,7 @@ export interface TagResolution {
 export class RegistryClient {
   readonly #pool: Pool
   readonly #onRequest: RegistryClientOptions['onRequest']
-  readonly #authorizer = new TokenAuthorizer()
+  readonly #authorizer: TokenAuthorizer
   // Answers to challenges, per repository and credentials, so a check asks the realm once.
   readonly #authorized = new LRUCache<string, string>({ max: 1000, ttl: 50_000 })
 
@@ -52,6 +52,7 @@ export class RegistryClient {
       bodyTimeout: options.bodyTimeoutMs,
     })
     this.#onRequest = options.onRequest
+    this.#authorizer = new TokenAuthorizer(options.ca)
   }
 
   /** GET a manifest by digest; the body must hash to that digest. */
