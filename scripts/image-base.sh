@@ -16,6 +16,9 @@
 # seconds. Usage: scripts/image-base.sh node:22-bookworm-slim
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Run from a test runner (tap), NODE_OPTIONS holds the runner's --import hooks, which it also puts
+# into every child's environment; the Node.js inside the new root filesystem cannot load them.
+unset NODE_OPTIONS
 
 base=${1:?usage: scripts/image-base.sh node:<major>-<suite>-slim}
 if [[ ! $base =~ ^node:([0-9]+)-([a-z]+)-slim$ ]]; then

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
-import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import type { Config } from './config/schema.js'
 import { createLogger, type Logger } from './observability/logger.js'
 import { clientErrorHandler, installErrorMapper, rawPathRefusal } from './proxy/error-mapper.js'
-import { registerHealth } from './admin/health.js'
+import { registerAdminHealth, registerHealth } from './admin/health.js'
 import { registerPassthrough } from './proxy/passthrough.js'
 import { buildAdminApps } from './admin/admin.js'
 import { decisionRecorder } from './proxy/decisions.js'
@@ -15,6 +15,7 @@ import { createSeam } from './proxy/seam.js'
 import { createResponseObserver } from './proxy/traffic-observer.js'
 import { createFastLane } from './proxy/fast-lane.js'
 import { createForwarder, forwarded } from './proxy/forwarder.js'
+import { watchCertificate } from './proxy/certificate-watch.js'
 import { createReadCarrier, type ReadCarrier } from './proxy/read-carrier.js'
 import { countRequest } from './proxy/request-metrics.js'
 import { watchRequestBody } from './proxy/idle-timeout.js'
@@ -36,6 +37,8 @@ declare module 'fastify' {
 
 export interface AppOptions extends ServiceOverrides {
   readonly logger?: Logger
+  /** How often the TLS certificate files are compared with what is served (tests shorten it). */
+  readonly certificateCheckMs?: number
 }
 
 /**
@@ -67,10 +70,15 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     // Client-supplied ids are not trusted into logs.
     requestIdHeader: false,
     forceCloseConnections: 'idle',
+    // A request that arrives on a live connection while the listener closes (drain.ts) is
+    // served, not refused: a 503 would fail a push that was already under way.
+    return503OnClosing: false,
     clientErrorHandler,
     // Reads take the fast lane; everything else, fastify's routing.
     serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
       const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+        // Once the listener has closed, every answer ends its connection.
+        if (services.lifecycle.closing) res.shouldKeepAlive = false
         watchRequestBody(req, limits.bodyIdleTimeoutMs)
         if (!lane(req, res)) handler(req, res)
       }
@@ -96,7 +104,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.decorateRequest('registryPath', null)
   app.decorateRequest('pushedManifest', null)
   installErrorMapper(app)
-  registerHealth(app, services.client)
+  registerHealth(app, services.client, services.lifecycle)
   installRequestMetrics(app, services)
   const listPush = createListPushHandler(services, decisionRecorder({ ...services, audited: config.audit.include }))
   await registerPassthrough(app, { origin: config.upstream, pool: services.passthrough }, createSeam(services.client, forward, listPush))
@@ -110,10 +118,16 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     server.connectionsCheckingInterval = CHECK_INTERVAL_MS
     limitListener(server, limits, Math.max(limits.headersTimeoutMs, limits.bodyIdleTimeoutMs))
   }
+  if (admin !== null) registerAdminHealth(admin.admin, services.lifecycle)
   app.decorate('admin', admin?.admin ?? null)
   app.decorate('adminApi', admin?.api ?? null)
   app.decorate('readCarrier', carrier)
+  const stopWatching =
+    tls === null || config.tls.cert === undefined || config.tls.key === undefined
+      ? () => {}
+      : watchCertificate(app.server as unknown as HttpsServer, { cert: config.tls.cert, key: config.tls.key }, tls, logger, options.certificateCheckMs)
   app.addHook('onClose', async () => {
+    stopWatching()
     await admin?.admin.close()
     await admin?.api?.close()
     await carrier?.close()

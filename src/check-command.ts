@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from './config/load.js'
 import { type Config, FIELDS } from './config/schema.js'
 import { policyResolver } from './proxy/policy.js'
 import { GuardedLedger } from './ledger/guarded-ledger.js'
-import { createLedger, walkLimitsOf } from './proxy/services.js'
+import { createLedger, trustedCas, walkLimitsOf } from './proxy/services.js'
 import { type CheckResult, checkList } from './inspect/check-list.js'
 import type { LookupContext } from './oci/content-lookup.js'
 import { isRepositoryName, parseReference } from './oci/reference.js'
@@ -153,7 +153,7 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
   const password = values['password-stdin'] === true ? stdin : io.env['MANIFEST_GUARD_CHECK_PASSWORD']
   const token = values['token-stdin'] === true ? stdin : io.env['MANIFEST_GUARD_CHECK_TOKEN']
   const scheme = values['plain-http'] === true || isLoopback(target.host) ? 'http' : 'https'
-  const client = new RegistryClient({ origin: `${scheme}://${target.host}`, connections: config.validation.concurrency, connectTimeoutMs: config.upstreamTimeouts.connectMs, headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs })
+  const client = new RegistryClient({ origin: `${scheme}://${target.host}`, connections: config.validation.concurrency, connectTimeoutMs: config.upstreamTimeouts.connectMs, headersTimeoutMs: timeoutMs, bodyTimeoutMs: timeoutMs, ca: trustedCas(config) })
   const source = new CachedSource(client, new ManifestCache(config.cache.maxManifestBytes))
   // Read as the proxies read it: gap markers make a tag unknown, a failing Redis says so.
   const ledger = new GuardedLedger(createLedger(config), { timeoutMs: config.ledger.redisTimeoutMs, maxPending: config.ledger.maxPending })

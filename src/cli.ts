@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from './config/load.js'
 import { usage } from './config/usage.js'
 import { runHealthcheck } from './healthcheck-command.js'
 import { buildApp, listen } from './app.js'
+import { drain } from './drain.js'
 
 // The only process entry: load config, build the app, listen, close gracefully.
 
@@ -47,8 +48,11 @@ async function main(argv: readonly string[]): Promise<number> {
   )
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
+      process.removeAllListeners('SIGTERM').removeAllListeners('SIGINT')
       app.log.info({ signal }, 'shutting down')
-      app.close().then(resolve, resolve)
+      // SIGTERM is an orchestrator's (Kubernetes, docker stop): drain first. SIGINT is a person's.
+      const delayMs = signal === 'SIGTERM' ? config.shutdown.drainDelayMs : 0
+      drain(app, { delayMs, timeoutMs: config.shutdown.timeoutMs }).then(resolve, resolve)
     }
     process.once('SIGTERM', () => stop('SIGTERM'))
     process.once('SIGINT', () => stop('SIGINT'))

@@ -8,6 +8,8 @@ export interface FieldType<T> {
   /** For the docs: what a value looks like. */
   readonly describe: string
   parse(raw: unknown): Parsed<T>
+  /** The JSON Schema of a value as a YAML file holds it (the chart's values.schema.json); none: anything. */
+  readonly jsonSchema?: Readonly<Record<string, unknown>>
 }
 
 export interface HostPort {
@@ -23,6 +25,7 @@ function fromString(raw: unknown): string | undefined {
 
 export const text: FieldType<string> = {
   describe: 'string',
+  jsonSchema: { type: ['string', 'number', 'boolean'] },
   parse(raw) {
     const s = fromString(raw)
     return s === undefined ? { expected: 'a string' } : { value: s }
@@ -33,6 +36,7 @@ export const text: FieldType<string> = {
 function optionalString(describe: string): FieldType<string | undefined> {
   return {
     describe,
+    jsonSchema: { type: ['string', 'number', 'boolean'] },
     parse(raw) {
       const s = fromString(raw)
       if (s === undefined) return { expected: `a ${describe}` }
@@ -47,6 +51,7 @@ export const optionalPath: FieldType<string | undefined> = optionalString('file 
 export function integer(min: number, max: number): FieldType<number> {
   return {
     describe: `integer ${min}–${max}`,
+    jsonSchema: { type: 'integer', minimum: min, maximum: max },
     parse(raw) {
       const s = fromString(raw)
       const n = s !== undefined && /^-?\d+$/.test(s) ? Number(s) : Number.NaN
@@ -58,6 +63,7 @@ export function integer(min: number, max: number): FieldType<number> {
 
 export const boolean: FieldType<boolean> = {
   describe: 'true | false',
+  jsonSchema: { type: 'boolean' },
   parse(raw) {
     if (typeof raw === 'boolean') return { value: raw }
     const s = fromString(raw)?.toLowerCase()
@@ -70,6 +76,7 @@ export const boolean: FieldType<boolean> = {
 export function oneOf<const T extends string>(values: readonly T[]): FieldType<T> {
   return {
     describe: values.join(' | '),
+    jsonSchema: { enum: [...values] },
     parse(raw) {
       const s = fromString(raw)
       return s !== undefined && (values as readonly string[]).includes(s)
@@ -79,8 +86,11 @@ export function oneOf<const T extends string>(values: readonly T[]): FieldType<T
   }
 }
 
+const HOST_PORT_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[^:\\s/]+):[0-9]{1,5}$'
+
 export const hostPort: FieldType<HostPort> = {
   describe: 'HOST:PORT',
+  jsonSchema: { type: 'string', pattern: HOST_PORT_PATTERN },
   parse(raw) {
     const s = fromString(raw)
     const m = s === undefined ? null : /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/]+)):(\d{1,5})$/.exec(s)
@@ -93,6 +103,7 @@ export const hostPort: FieldType<HostPort> = {
 /** HOST:PORT, or unset when empty. */
 export const optionalHostPort: FieldType<HostPort | undefined> = {
   describe: 'HOST:PORT or empty',
+  jsonSchema: { type: 'string', pattern: `^$|${HOST_PORT_PATTERN}` },
   parse(raw) {
     const s = fromString(raw)
     if (s === '') return { value: undefined }
@@ -102,6 +113,7 @@ export const optionalHostPort: FieldType<HostPort | undefined> = {
 
 export const httpUrl: FieldType<string> = {
   describe: 'http(s) URL',
+  jsonSchema: { type: 'string', pattern: '^https?://[^\\s]+$' },
   parse(raw) {
     const s = fromString(raw)
     let url: URL
@@ -120,6 +132,7 @@ export const httpUrl: FieldType<string> = {
 
 export const optionalHttpUrl: FieldType<string | undefined> = {
   describe: 'http(s) URL, or empty',
+  jsonSchema: { type: ['string', 'null'], pattern: '^(https?://[^\\s]+)?$' },
   parse(raw) {
     if (raw === '' || raw === null) return { value: undefined }
     return httpUrl.parse(raw)
@@ -130,6 +143,7 @@ export const optionalHttpUrl: FieldType<string | undefined> = {
 export function listOf(item: FieldType<string>): FieldType<readonly string[]> {
   return {
     describe: `comma-separated list of ${item.describe}`,
+    jsonSchema: { anyOf: [{ type: 'array', items: item.jsonSchema ?? {} }, { type: 'string' }] },
     parse(raw) {
       const items = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter((s) => s !== '') : undefined
       if (items === undefined) return { expected: `a list of ${item.describe}` }

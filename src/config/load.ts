@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parse as parseYaml } from 'yaml'
 import { type Config, FIELDS, type Field, RETIRED_KEYS } from './schema.js'
@@ -137,6 +138,7 @@ function checkCrossField(config: Config): void {
     throw new ConfigError(`invalid config: ${config.tls.cert === undefined ? 'tls.cert' : 'tls.key'}: tls.cert and tls.key go together; set both or neither`)
   }
   const files: [string, string | undefined][] = [
+    ['caFile', config.caFile],
     ['tls.cert', config.tls.cert],
     ['tls.key', config.tls.key],
     ['admin.tokenFile', config.admin.tokenFile],
@@ -159,12 +161,38 @@ function checkCrossField(config: Config): void {
   if (config.ledger.store === 'redis' && config.ledger.redisUrl === undefined && config.ledger.redisSentinels.length === 0) {
     throw new ConfigError('invalid config: ledger.redisUrl: required when ledger.store is redis (or ledger.redisSentinels)')
   }
-  if (config.ledger.redisUrl !== undefined && !/^rediss?:\/\/[^/\s@]+(\/\d+)?$/.test(config.ledger.redisUrl)) {
-    throw new ConfigError('invalid config: ledger.redisUrl: expected redis://HOST:PORT[/DB] or rediss://… (the password goes in ledger.redisPassword)')
+  if (config.ledger.redisUrl !== undefined && !/^rediss?:\/\/(?:[^/\s@:]+@)?[^/\s@]+(\/\d+)?$/.test(config.ledger.redisUrl)) {
+    throw new ConfigError('invalid config: ledger.redisUrl: expected redis://[USER@]HOST:PORT[/DB] or rediss://… (the password goes in ledger.redisPassword)')
+  }
+  if (isOwnListener(config.upstream, config.listen)) {
+    // The image's defaults would otherwise proxy to themselves (0.0.0.0:5000 in front of
+    // 127.0.0.1:5000): every request loops until connections run out.
+    throw new ConfigError(
+      `invalid config: upstream: ${config.upstream} is the proxy's own listen address (${config.listen.host}:${config.listen.port}); set upstream (MANIFEST_GUARD_UPSTREAM or --upstream) to the registry's address`,
+    )
   }
   if (config.admin.enabled && config.admin.listen.host === config.listen.host && config.admin.listen.port === config.listen.port && config.listen.port !== 0) {
     throw new ConfigError('invalid config: admin.listen: must differ from listen (the admin API is never on the proxy port)')
   }
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', ''])
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+/** Whether the upstream URL names the proxy's own listener (same port, and a host that reaches it). */
+function isOwnListener(upstream: string, listen: { host: string; port: number }): boolean {
+  if (listen.port === 0) return false
+  const url = new URL(upstream)
+  const port = url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port)
+  if (port !== listen.port) return false
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  const own = listen.host.toLowerCase()
+  if (host === own) return true
+  if (isLoopback(host) && isLoopback(own)) return true
+  return WILDCARD_HOSTS.has(own) && (isLoopback(host) || WILDCARD_HOSTS.has(host) || host === hostname().toLowerCase())
 }
 
 /** A secret given inline or as a file (a mounted Secret): the file wins, trailing newline dropped. */

@@ -21,6 +21,15 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 
 export const rulesType: FieldType<readonly RepositoryRule[]> = {
   describe: 'list of {match, mode?, staleChild?, onLookupFailure?, repair?}',
+  jsonSchema: {
+    type: 'array',
+    items: {
+      type: 'object',
+      required: ['match'],
+      additionalProperties: false,
+      properties: { match: { type: 'string', minLength: 1 }, ...Object.fromEntries(Object.entries(ALLOWED).map(([k, v]) => [k, { enum: [...v] }])) },
+    },
+  },
   parse(raw) {
     if (!Array.isArray(raw)) return { expected: 'a list of rules' }
     const rules: RepositoryRule[] = []

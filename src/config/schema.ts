@@ -31,8 +31,13 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export interface Config {
   readonly listen: HostPort
   readonly upstream: string
+  readonly caFile: string | undefined
   readonly tls: { readonly cert: string | undefined; readonly key: string | undefined }
   readonly trustForwardedHeaders: boolean
+  readonly shutdown: {
+    readonly drainDelayMs: number
+    readonly timeoutMs: number
+  }
   readonly logLevel: (typeof LOG_LEVELS)[number]
   readonly server: {
     readonly headersTimeoutMs: number
@@ -138,6 +143,12 @@ const VERDICTS = ['accepted', 'rejected', 'warned', 'repaired', 'unverified', 'd
 export const FIELDS: readonly Field[] = [
   field('listen', hostPort, '127.0.0.1:5001', 'Address the proxy listens on.'),
   field('upstream', upstreamUrl(), 'http://127.0.0.1:5000', 'The registry behind the proxy (origin only, no path).'),
+  field(
+    'caFile',
+    optionalPath,
+    undefined,
+    'PEM file of CA certificates trusted, on top of the system ones, for every TLS connection the proxy makes: the registry (upstream) and its token server, a rediss:// ledger, the audit webhook. For a registry or Redis behind a private CA.',
+  ),
   field('tls.cert', optionalPath, undefined, 'PEM certificate file; with tls.key the proxy serves HTTPS (docker refuses plain HTTP off loopback).'),
   field('tls.key', optionalPath, undefined, 'PEM private key file for tls.cert.'),
   field(
@@ -145,6 +156,18 @@ export const FIELDS: readonly Field[] = [
     boolean,
     false,
     'Take X-Forwarded-Host/-Proto from clients (set when behind an ingress or load balancer that sets them); otherwise they are overwritten.',
+  ),
+  field(
+    'shutdown.drainDelayMs',
+    integer(0, 600_000),
+    5_000,
+    'On SIGTERM, how long the proxy goes on accepting new requests while /readyz answers 503, so load balancers stop sending before the listener closes (SIGINT skips it).',
+  ),
+  field(
+    'shutdown.timeoutMs',
+    integer(0, 86_400_000),
+    60_000,
+    'Once the listener is closed, longest the requests in flight (uploads) may take to finish; then their connections are cut, queued audit records are flushed and the process exits.',
   ),
   field('logLevel', oneOf(LOG_LEVELS), 'info', 'pino log level.'),
   field('server.headersTimeoutMs', integer(1_000, 600_000), 30_000, 'Longest a client may take to send the headers of a request, on every listener; then 408 and the connection is closed.'),
@@ -212,7 +235,7 @@ export const FIELDS: readonly Field[] = [
   field('cache.maxManifestBytes', integer(0, 1 << 30), 64 << 20, 'Bytes of manifest bodies remembered (content-addressed, never stale), so a child seen before costs a HEAD instead of a GET; 0 disables.'),
   field('ledger.store', oneOf(['memory', 'redis'] as const), 'memory', 'Where push records live: this process, or Redis shared by every replica.'),
   field('ledger.maxRecords', integer(1, 10_000_000), 200_000, 'Push records kept in memory (oldest dropped first).'),
-  field('ledger.redisUrl', optionalText, undefined, 'redis://HOST:PORT/DB of the shared ledger (ledger.store: redis).'),
+  field('ledger.redisUrl', optionalText, undefined, 'redis://[USER@]HOST:PORT/DB of the shared ledger (ledger.store: redis); USER is a Redis ACL user, its password goes in ledger.redisPassword; rediss:// for TLS (caFile for a private CA).'),
   secret('ledger.redisPassword', 'Redis password.'),
   field('ledger.redisPasswordFile', optionalPath, undefined, 'File holding ledger.redisPassword.'),
   field('ledger.redisKeyPrefix', text, 'manifest-guard:', 'Prefix of every Redis key.'),
@@ -262,6 +285,7 @@ export const RETIRED_KEYS: Readonly<Record<string, string>> = {
 function upstreamUrl(): FieldType<string> {
   return {
     describe: 'http(s) URL',
+    jsonSchema: { type: 'string', pattern: '^https?://[^/\\s?#@]+/?$' },
     parse(raw) {
       const parsed = httpUrl.parse(raw)
       if ('expected' in parsed) return parsed

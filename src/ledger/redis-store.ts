@@ -20,6 +20,8 @@ export interface RedisLedgerOptions {
   readonly ttlSeconds: number
   readonly maxTagsPerRepository: number
   readonly commandTimeoutMs: number
+  /** CA certificates a rediss:// server's certificate may chain to (default: the system's). */
+  readonly ca?: readonly string[] | undefined
 }
 
 export class RedisLedgerStore implements LedgerStore {
@@ -28,8 +30,15 @@ export class RedisLedgerStore implements LedgerStore {
 
   constructor(options: RedisLedgerOptions) {
     this.#o = options
+    // The ACL user comes from the URL, the password from its own setting: ioredis would take
+    // the URL's empty password over the option, so the user is passed as an option too.
+    const url = options.url === undefined ? undefined : new URL(options.url)
+    const username = url === undefined ? '' : decodeURIComponent(url.username)
+    if (url !== undefined) url.username = ''
     const common = {
+      ...(username === '' ? {} : { username }),
       ...(options.password === undefined ? {} : { password: options.password }),
+      ...(options.ca !== undefined && options.url?.startsWith('rediss:') === true ? { tls: { ca: [...options.ca] } } : {}),
       keyPrefix: options.keyPrefix,
       lazyConnect: false,
       // Commands issued while (re)connecting wait in the queue, but never longer than
@@ -54,7 +63,7 @@ export class RedisLedgerStore implements LedgerStore {
             // Subscribes to the sentinels' +switch-master: a promoted replica is used at once.
             failoverDetector: true,
           })
-        : new Redis(options.url as string, common)
+        : new Redis(String(url), common)
     // Reconnection errors are expected while Redis is down; each failed command is reported
     // by its caller, so the connection's own error events are not logged twice.
     this.#redis.on('error', () => {})

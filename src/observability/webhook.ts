@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 import { DeliveryQueue } from './delivery-queue.js'
 import type { Metrics } from './metrics.js'
 
@@ -16,6 +16,8 @@ export interface WebhookOptions {
   readonly queueSize: number
   /** First retry delay; doubled each time. */
   readonly backoffMs?: number
+  /** CA certificates an https:// receiver's certificate may chain to (default: the system's). */
+  readonly ca?: readonly string[] | undefined
 }
 
 export interface CloudEvent {
@@ -36,9 +38,11 @@ export class Webhook {
   readonly #queue: DeliveryQueue<CloudEvent>
   readonly #metrics: Metrics
   readonly #logger: Logger
+  readonly #dispatcher: Agent | undefined
 
   constructor(options: WebhookOptions, metrics: Metrics, logger: Logger) {
     this.#options = options
+    this.#dispatcher = options.ca === undefined ? undefined : new Agent({ connect: { ca: [...options.ca] } })
     this.#metrics = metrics
     this.#logger = logger
     this.#queue = new DeliveryQueue<CloudEvent>({
@@ -88,6 +92,7 @@ export class Webhook {
           headersTimeout: this.#options.timeoutMs,
           bodyTimeout: this.#options.timeoutMs,
           signal: AbortSignal.timeout(this.#options.timeoutMs),
+          ...(this.#dispatcher === undefined ? {} : { dispatcher: this.#dispatcher }),
         })
         await res.body.dump()
         if (res.statusCode >= 200 && res.statusCode < 300) {

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { rootCertificates } from 'node:tls'
 import { readSecret } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { GuardedLedger } from '../ledger/guarded-ledger.js'
@@ -34,6 +36,8 @@ export interface Services {
   readonly passthroughReads: Pool
   readonly decisions: DecisionRing<DecisionEvent>
   readonly audit: { readonly file: AuditFile | undefined; readonly webhook: Webhook | undefined }
+  /** The shutdown's steps (drain.ts): draining from SIGTERM on (readiness fails), closing once the listener closes. */
+  readonly lifecycle: { draining: boolean; closing: boolean }
 }
 
 export interface ServiceOverrides {
@@ -51,9 +55,16 @@ export function walkLimitsOf(config: Config): WalkLimits {
   return { maxDepth: v.maxDepth, maxDescriptors: v.maxDescriptors, concurrency: v.concurrency, timeoutMs: v.timeoutMs }
 }
 
+/** The system's CAs plus caFile's, for every TLS connection the proxy makes; undefined: the system's only. */
+export function trustedCas(config: Config): readonly string[] | undefined {
+  return config.caFile === undefined ? undefined : [...rootCertificates, readFileSync(config.caFile, 'utf8')]
+}
+
 export function createServices(config: Config, logger: Logger, overrides: ServiceOverrides = {}): Services {
   const metrics = new Metrics()
+  const ca = trustedCas(config)
   const timeouts = {
+    ca,
     connectTimeoutMs: config.upstreamTimeouts.connectMs,
     headersTimeoutMs: config.upstreamTimeouts.headersMs,
     bodyTimeoutMs: config.upstreamTimeouts.bodyMs,
@@ -73,7 +84,7 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     client,
     cache,
     source: new CachedSource(client, cache),
-    ledger: guardedLedger(overrides.ledger ?? createLedger(config), config, metrics, logger),
+    ledger: guardedLedger(overrides.ledger ?? createLedger(config, ca), config, metrics, logger),
     passthrough: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     passthroughReads: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     decisions: new DecisionRing(config.admin.recentDecisions),
@@ -83,16 +94,17 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
         a.webhookUrl === undefined
           ? undefined
           : new Webhook(
-              { url: a.webhookUrl, token: readSecret(a.webhookToken, a.webhookTokenFile), timeoutMs: a.webhookTimeoutMs, retries: a.webhookRetries, queueSize: a.queueSize },
+              { url: a.webhookUrl, token: readSecret(a.webhookToken, a.webhookTokenFile), timeoutMs: a.webhookTimeoutMs, retries: a.webhookRetries, queueSize: a.queueSize, ca },
               metrics,
               logger,
             ),
     },
+    lifecycle: { draining: false, closing: false },
   }
 }
 
 /** The ledger the settings describe: this process's memory, or the shared Redis store. */
-export function createLedger(config: Config): LedgerStore {
+export function createLedger(config: Config, ca = trustedCas(config)): LedgerStore {
   const l = config.ledger
   if (l.store === 'memory') return new MemoryLedgerStore(l.maxRecords)
   return new RedisLedgerStore({
@@ -104,6 +116,7 @@ export function createLedger(config: Config): LedgerStore {
     ttlSeconds: l.ttlSeconds,
     maxTagsPerRepository: l.maxTagsPerRepository,
     commandTimeoutMs: l.redisTimeoutMs,
+    ca,
   })
 }
 

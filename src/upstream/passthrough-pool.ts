@@ -9,13 +9,15 @@ export interface PassthroughOptions {
   readonly connectTimeoutMs: number
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
+  /** CA certificates a TLS registry's certificate may chain to (default: the system's). */
+  readonly ca?: readonly string[] | undefined
 }
 
 export function passthroughPool(options: PassthroughOptions): Pool {
   return new Pool(options.origin, {
     connections: options.connections,
     pipelining: 1,
-    connect: { timeout: options.connectTimeoutMs },
+    connect: { timeout: options.connectTimeoutMs, ...(options.ca === undefined ? {} : { ca: [...options.ca] }) },
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: options.bodyTimeoutMs,
     // Keep idle connections long enough to carry bursts of HEADs between pushes.

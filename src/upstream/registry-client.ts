@@ -23,6 +23,8 @@ export interface RegistryClientOptions {
   readonly connectTimeoutMs: number
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
+  /** CA certificates a TLS registry's certificate may chain to (default: the system's). */
+  readonly ca?: readonly string[] | undefined
   /** Called once per upstream request, for metrics. */
   readonly onRequest?: (kind: LookupKind, status: number | 'error') => void
 }
@@ -37,7 +39,7 @@ export interface TagResolution {
 export class RegistryClient {
   readonly #pool: Pool
   readonly #onRequest: RegistryClientOptions['onRequest']
-  readonly #authorizer = new TokenAuthorizer()
+  readonly #authorizer: TokenAuthorizer
   // Answers to challenges, per repository and credentials, so a check asks the realm once.
   readonly #authorized = new LRUCache<string, string>({ max: 1000, ttl: 50_000 })
 
@@ -45,11 +47,12 @@ export class RegistryClient {
     this.#pool = new Pool(options.origin, {
       connections: options.connections,
       pipelining: 1,
-      connect: { timeout: options.connectTimeoutMs },
+      connect: { timeout: options.connectTimeoutMs, ...(options.ca === undefined ? {} : { ca: [...options.ca] }) },
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs,
     })
     this.#onRequest = options.onRequest
+    this.#authorizer = new TokenAuthorizer(options.ca)
   }
 
   /** GET a manifest by digest; the body must hash to that digest. */

@@ -1,4 +1,4 @@
-import { request } from 'undici'
+import { Agent, request } from 'undici'
 
 // The registry token flow (distribution token auth spec): on a 401 with
 // `WWW-Authenticate: Bearer realm=…,service=…,scope=…`, ask the realm for a token with the
@@ -41,6 +41,12 @@ export type Authorization = { readonly value: string } | { readonly unanswered: 
 
 export class TokenAuthorizer {
   readonly #tokens = new Map<string, { value: string; until: number }>()
+  /** With caFile: a token server behind the same private CA as the registry (Harbor's realm). */
+  readonly #dispatcher: Agent | undefined
+
+  constructor(ca?: readonly string[]) {
+    this.#dispatcher = ca === undefined ? undefined : new Agent({ connect: { ca: [...ca] } })
+  }
 
   /** `signal`: the caller's deadline (a check's time budget) also bounds the token request. */
   async authorize(challengeHeader: string | undefined, credentials: Credentials, signal?: AbortSignal): Promise<Authorization> {
@@ -63,7 +69,7 @@ export class TokenAuthorizer {
     }
     let res: Awaited<ReturnType<typeof request>>
     try {
-      res = await request(url, { headers: basic === undefined ? {} : { authorization: basic }, headersTimeout: TOKEN_TIMEOUT_MS, bodyTimeout: TOKEN_TIMEOUT_MS, signal: signal ?? null })
+      res = await request(url, { headers: basic === undefined ? {} : { authorization: basic }, headersTimeout: TOKEN_TIMEOUT_MS, bodyTimeout: TOKEN_TIMEOUT_MS, signal: signal ?? null, ...(this.#dispatcher === undefined ? {} : { dispatcher: this.#dispatcher }) })
     } catch (err) {
       if (signal?.aborted === true) return { failed: `the token server ${url.origin} did not answer within the time limit` }
       const e = err as { code?: string; cause?: { code?: string }; message?: string }

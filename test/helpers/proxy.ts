@@ -88,7 +88,9 @@ export interface ProxyProcess {
 export async function spawnProxy(args: readonly string[], env: Record<string, string> = {}, fixedPort?: number, scheme: 'http' | 'https' = 'http', nodeArgs: readonly string[] = []): Promise<ProxyProcess> {
   const port = fixedPort ?? (await freePort())
   const adminPort = await freePort()
-  const child = spawn(process.execPath, [...nodeArgs, CLI, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...args], {
+  // No drain delay unless a test asks for one: stop() gives a process five seconds.
+  const drainDelay = args.some((a) => a.startsWith('--shutdown-drain-delay-ms')) ? [] : ['--shutdown-drain-delay-ms', '0']
+  const child = spawn(process.execPath, [...nodeArgs, CLI, '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...drainDelay, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Agent, request } from 'undici'
 import { freePort, requireTool, run, stopProcess, waitFor } from './tools.js'
 
 // A real CNCF distribution registry (Debian's docker-registry), on a free loopback port with
@@ -14,6 +15,8 @@ export interface RegistryOptions {
   readonly token?: { readonly realm: string; readonly service: string; readonly issuer: string; readonly rootCertPath: string }
   /** Notification endpoint (distribution's `notifications.endpoints`). */
   readonly notify?: { readonly url: string; readonly token?: string }
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  readonly tls?: { readonly cert: string; readonly key: string }
 }
 
 export interface Registry {
@@ -61,6 +64,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     'http:',
     `  addr: 127.0.0.1:${port}`,
     '  secret: manifest-guard-tests',
+    ...(options.tls === undefined ? [] : ['  tls:', `    certificate: ${options.tls.cert}`, `    key: ${options.tls.key}`]),
   ]
   if (options.users !== undefined) {
     requireTool('htpasswd', 'apt-get install -y apache2-utils')
@@ -98,7 +102,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
 
   let child: ChildProcess | undefined
   let log = ''
-  const url = `http://127.0.0.1:${port}`
+  const url = `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`
+  // Up is up, whoever signed its certificate.
+  const insecure = new Agent({ connect: { rejectUnauthorized: false } })
   const start = async (): Promise<void> => {
     child = spawn(REGISTRY_BIN, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout?.on('data', (d: Buffer) => (log += d.toString()))
@@ -106,8 +112,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     const exited = new Promise<never>((_, reject) => child?.once('exit', (code) => reject(new Error(`registry exited (${code}): ${log}`))))
     await Promise.race([
       waitFor(async () => {
-        const res = await fetch(`${url}/v2/`).catch(() => undefined)
-        return res !== undefined && (res.status === 200 || res.status === 401)
+        const res = await request(`${url}/v2/`, { dispatcher: insecure }).catch(() => undefined)
+        await res?.body.dump()
+        return res !== undefined && (res.statusCode === 200 || res.statusCode === 401)
       }, 10_000, `registry on ${url}`),
       exited,
     ])

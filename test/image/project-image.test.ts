@@ -1,6 +1,9 @@
-import { chmodSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { parseAllDocuments } from 'yaml'
+import { CHART, helm } from '../helpers/helm.js'
 import { Agent, request } from 'undici'
 import { assertOk, DockerCli, skopeoPush } from '../helpers/clients.js'
 import { assertEngineOk, buildScratchImage, startDockerd } from '../helpers/dockerd.js'
@@ -37,7 +40,7 @@ interface Container {
 }
 
 /** Runs the image as it ships, read-only, on the host's loopback; removed at teardown. */
-async function runImage(name: string, env: Record<string, string>, extra: readonly string[] = []): Promise<Container> {
+async function runImage(name: string, env: Record<string, string | undefined>, extra: readonly string[] = []): Promise<Container> {
   const port = await freePort()
   const adminPort = await freePort()
   const apiPort = await freePort()
@@ -49,7 +52,7 @@ async function runImage(name: string, env: Record<string, string>, extra: readon
     ...env,
   }
   assertEngineOk(
-    await engine.docker(['run', '--detach', '--name', name, '--network', 'host', '--read-only', ...Object.entries(vars).flatMap(([k, v]) => ['--env', `${k}=${v}`]), ...extra, TAG]),
+    await engine.docker(['run', '--detach', '--name', name, '--network', 'host', '--read-only', ...Object.entries(vars).flatMap(([k, v]) => (v === undefined ? [] : ['--env', `${k}=${v}`])), ...extra, TAG]),
     `docker run ${name}`,
   )
   t.teardown(async () => void (await engine.docker(['rm', '--force', name])))
@@ -99,13 +102,25 @@ const tls = await runImage('mg-image-tls', { MANIFEST_GUARD_TLS_CERT: '/tls/tls.
 
 t.test("the Dockerfile's base is stood in for, and the image is what the Dockerfile says", async (t) => {
   t.equal(dockerfile.buildImageDefault, dockerfile.base, "by default the build stage uses the runtime's base: users' builds are unchanged")
-  t.equal(dockerfile.user, 'node', 'the Dockerfile names an unprivileged user')
+  // By number: Kubernetes verifies runAsNonRoot only for a numeric user (issue 23).
+  t.equal(dockerfile.user, '1000:1000', 'the Dockerfile names an unprivileged user by number')
   const config = JSON.parse(assertEngineOk(await engine.docker(['image', 'inspect', '--format', '{{json .Config}}', TAG]), 'inspect image').stdout) as {
     User: string
     Entrypoint: string[]
     Healthcheck?: { Test: string[] }
+    Labels?: Record<string, string>
   }
-  t.equal(config.User, 'node', 'the image runs as node')
+  t.equal(config.User, '1000:1000', 'the image runs as 1000:1000')
+  t.match(
+    config.Labels,
+    {
+      'org.opencontainers.image.title': 'manifest-guard',
+      'org.opencontainers.image.source': 'https://github.com/manifest-guard/manifest-guard',
+      'org.opencontainers.image.licenses': 'Apache-2.0',
+      'org.opencontainers.image.version': /^\d+\.\d+\.\d+/,
+    },
+    'with the OCI image labels',
+  )
   t.same(config.Entrypoint, ['node', 'dist/src/cli.js'])
   t.same(config.Healthcheck?.Test, ['CMD', 'node', 'dist/src/cli.js', 'healthcheck'], 'the HEALTHCHECK runs manifest-guard healthcheck')
   const node = assertEngineOk(await engine.docker(['run', '--rm', '--network', 'none', '--entrypoint', 'node', TAG, '--version']), 'node --version in the image').stdout.trim()
@@ -122,7 +137,7 @@ t.test('a container of the image: non-root, read-only, serving, healthy', async 
   const id = assertEngineOk(await engine.docker(['exec', plain.name, 'id']), 'id in the container').stdout.trim()
   t.match(id, /^uid=1000\(node\) gid=1000\(node\)/, `it runs as the image's user node: ${id}`)
   const inspect = assertEngineOk(await engine.docker(['inspect', '--format', '{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}', plain.name]), 'inspect container').stdout.trim()
-  t.equal(inspect, 'true node', 'with a read-only root filesystem')
+  t.equal(inspect, 'true 1000:1000', 'with a read-only root filesystem')
   for (const path of ['/probe', '/app/probe', '/tmp/probe']) {
     const write = await engine.docker(['exec', plain.name, 'sh', '-c', `echo probe > ${path}`])
     t.not(write.code, 0, `writing ${path} fails`)
@@ -136,6 +151,61 @@ t.test('a container of the image: non-root, read-only, serving, healthy', async 
   t.equal(elsewhere.code, 1, 'and unhealthy where no proxy listens')
   const health = await healthStatus(plain.name)
   t.equal(health.status, 'healthy', `the engine's HEALTHCHECK says healthy (${health.log})`)
+})
+
+t.test('without MANIFEST_GUARD_UPSTREAM the image refuses to start rather than proxy to itself', async (t) => {
+  // The baked config names http://127.0.0.1:5000 and the image listens on 0.0.0.0:5000.
+  const r = await engine.docker(['run', '--rm', '--network', 'none', '--read-only', TAG])
+  t.equal(r.code, 2, 'exit 2, a configuration error')
+  t.match(r.stderr.trim(), /^manifest-guard: invalid config: upstream: http:\/\/127\.0\.0\.1:5000 is the proxy's own listen address \(0\.0\.0\.0:5000\); set upstream \(MANIFEST_GUARD_UPSTREAM/, 'saying why')
+  t.equal(r.stderr.trim().split('\n').length, 1, 'in one line')
+})
+
+t.test("an HTTPS registry behind a private CA, trusted through the chart's CA mechanism", async (t) => {
+  const ca = await selfSignedCert('mg-image-ca-')
+  t.teardown(() => rmSync(ca.dir, { recursive: true, force: true }))
+  chmodSync(ca.dir, 0o755)
+  chmodSync(ca.key, 0o644)
+  const secure = await startRegistry({ tls: { cert: ca.cert, key: ca.key } })
+  t.teardown(() => secure.stop())
+  // What the chart renders for caBundle: the config file (caFile set) and where the CA is mounted.
+  const rendered = await helm(['template', 'guard', CHART, '--set', `config.upstream=${secure.url}`, '--set', 'caBundle.configMapName=company-ca', '--set', 'config.admin.enabled=false'])
+  t.equal(rendered.code, 0, rendered.stderr)
+  const docs = parseAllDocuments(rendered.stdout).map((d) => d.toJSON() as { kind: string; data?: Record<string, string>; spec?: any })
+  const configFile = docs.find((d) => d?.kind === 'ConfigMap')!.data!['manifest-guard.yaml']!
+  const container = docs.find((d) => d?.kind === 'Deployment')!.spec.template.spec.containers[0]
+  const caMount = (container.volumeMounts as { name: string; mountPath: string }[]).find((m) => m.name === 'ca-bundle')!.mountPath
+  const configMount = (container.volumeMounts as { name: string; mountPath: string }[]).find((m) => m.name === 'config')!.mountPath
+  const env = Object.fromEntries((container.env as { name: string; value: string }[]).map((e) => [e.name, e.value]))
+  t.match(configFile, `caFile: ${caMount}/ca.crt`, 'the chart names the mounted bundle in caFile')
+  const dir = mkdtempSync(join(tmpdir(), 'mg-image-chart-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  mkdirSync(join(dir, 'config'))
+  mkdirSync(join(dir, 'ca'))
+  writeFileSync(join(dir, 'config', 'manifest-guard.yaml'), configFile)
+  copyFileSync(ca.cert, join(dir, 'ca', 'ca.crt'))
+  for (const d of [dir, join(dir, 'config'), join(dir, 'ca')]) chmodSync(d, 0o755)
+  const mounts = ['--volume', `${join(dir, 'config')}:${configMount}:ro`, '--volume', `${join(dir, 'ca')}:${caMount}:ro`]
+  // As the chart runs it (its MANIFEST_GUARD_CONFIG), on a loopback port of the host.
+  const c = await runImage('mg-image-private-ca', { MANIFEST_GUARD_UPSTREAM: undefined, MANIFEST_GUARD_CONFIG: env['MANIFEST_GUARD_CONFIG']! }, mounts)
+  await waitServing(c, `http://127.0.0.1:${c.port}`)
+  const v2 = await request(`http://127.0.0.1:${c.port}/v2/`)
+  await v2.body.dump()
+  t.equal(v2.statusCode, 200, `GET /v2/ through the container reaches the HTTPS registry (${await c.logs()})`)
+  const index = buildIndex([buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'image-private-ca' })])
+  const child = index.children[0] as ReturnType<typeof buildImage>
+  const base = `http://127.0.0.1:${c.port}`
+  for (const b of [child.config, ...child.layers]) {
+    const start = await request(`${base}/v2/ca/app/blobs/uploads/`, { method: 'POST' })
+    await start.body.dump()
+    const location = String(start.headers['location'])
+    const put = await request(`${location.startsWith('http') ? location : base + location}${location.includes('?') ? '&' : '?'}digest=${b.digest}`, { method: 'PUT', body: b.bytes, headers: { 'content-type': 'application/octet-stream' } })
+    await put.body.dump()
+    t.equal(put.statusCode, 201, 'a blob through the container')
+  }
+  t.equal((await putManifest(base, 'ca/app', child.manifest.digest, child.manifest)).status, 201)
+  const list = await putManifest(base, 'ca/app', '1.0', index.manifest)
+  t.equal(list.status, 201, "a sound list accepted: the container's own lookups trusted the registry too")
 })
 
 t.test('a container serving TLS: answers over verified TLS, healthcheck healthy', async (t) => {

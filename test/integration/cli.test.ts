@@ -17,6 +17,9 @@ t.test('bad flags or config: one line naming the key, non-zero exit', async (t) 
     { args: [], env: { MANIFEST_GUARD_VALIDATION_MODE: 'maybe' }, message: /validation\.mode \(environment MANIFEST_GUARD_VALIDATION_MODE\)/ },
     // A secret is never a flag (ps shows flags to every user); the value is not echoed.
     { args: ['--admin-token', 'Sekr1t-value'], message: /^manifest-guard: invalid flags: --admin-token: a secret is never taken as a flag .*MANIFEST_GUARD_ADMIN_TOKEN.*admin\.tokenFile \(--admin-token-file\)/ },
+    // The image's defaults without MANIFEST_GUARD_UPSTREAM: the proxy in front of itself (issue 23).
+    { args: ['--listen', '0.0.0.0:5000', '--upstream', 'http://127.0.0.1:5000'], message: /^manifest-guard: invalid config: upstream: http:\/\/127\.0\.0\.1:5000 is the proxy's own listen address \(0\.0\.0\.0:5000\); set upstream \(MANIFEST_GUARD_UPSTREAM/ },
+    { args: ['--listen', '127.0.0.1:5443', '--upstream', 'https://localhost:5443'], message: /^manifest-guard: invalid config: upstream: https:\/\/localhost:5443 is the proxy's own listen address/ },
     { args: ['--ledger-redis-password=Sekr1t-value'], message: /^manifest-guard: invalid flags: --ledger-redis-password: a secret is never taken as a flag/ },
   ]
   for (const c of cases) {

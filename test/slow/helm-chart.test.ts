@@ -1,9 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { parseAllDocuments, parse as parseYaml } from 'yaml'
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1'
+import { ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount } from 'kubernetes-models/v1'
 import { Deployment } from 'kubernetes-models/apps/v1'
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2'
 import { Ingress, NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
@@ -11,6 +11,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1'
 import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1'
 import { loadConfig } from '../../src/config/load.js'
 import { FIELDS } from '../../src/config/schema.js'
+import { chartValuesSchema } from '../../src/config/chart-schema.js'
 import { startFakeKubeApi } from '../helpers/fake-kube-api.js'
 import { CHART, helm } from '../helpers/helm.js'
 import { requireTool, run } from '../helpers/tools.js'
@@ -42,13 +43,18 @@ const VALIDATORS: Record<string, new (o: never) => { validate(): void }> = {
   PodDisruptionBudget: PodDisruptionBudget as never,
   PrometheusRule: PrometheusRule as never,
   ServiceMonitor: ServiceMonitor as never,
+  Pod: Pod as never,
+  PersistentVolumeClaim: PersistentVolumeClaim as never,
 }
 
 const ALL_ON = join(CHART, '../../test/fixtures/helm-all-on.yaml')
+const PRODUCTION = join(CHART, 'examples/production.yaml')
+/** values.schema.json requires the registry; the defaults leave it to the user. */
+const UPSTREAM = ['--set', 'config.upstream=http://registry:5000']
 const values = parseYaml(readFileSync(join(CHART, 'values.yaml'), 'utf8')) as { config: Record<string, unknown> }
 
 async function render(extra: string[] = [], env: Record<string, string> = {}): Promise<Obj[]> {
-  const r = await helm(['template', 'guard', CHART, '--namespace', 'registry', ...extra], env)
+  const r = await helm(['template', 'guard', CHART, '--namespace', 'registry', ...(extra.includes('-f') ? [] : UPSTREAM), ...extra], env)
   if (r.code !== 0) throw new Error(`helm template failed: ${r.stderr}`)
   return parseAllDocuments(r.stdout).map((d) => d.toJSON() as Obj).filter((o) => o !== null)
 }
@@ -62,7 +68,7 @@ function leafKeys(obj: Record<string, unknown>, prefix = ''): string[] {
 }
 
 t.test('helm lint --strict', async (t) => {
-  for (const extra of [[], ['-f', ALL_ON]]) {
+  for (const extra of [UPSTREAM, ['-f', ALL_ON], ['-f', PRODUCTION]]) {
     const r = await helm(['lint', '--strict', CHART, ...extra])
     t.equal(r.code, 0, `lint ${extra.join(' ') || 'defaults'}: ${r.stdout}${r.stderr}`)
   }
@@ -87,12 +93,17 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
     const container = pod['containers'][0]
     t.equal(container.readinessProbe.httpGet.path, '/readyz')
     t.equal(container.livenessProbe.httpGet.path, '/healthz')
-    t.equal(container.readinessProbe.httpGet.port, 'http')
+    // The proxy port drops connections beyond maxConnections; a failed liveness probe there
+    // would restart the pod and cut every upload.
+    t.same([container.readinessProbe.httpGet.port, container.livenessProbe.httpGet.port], ['metrics', 'metrics'], 'probes on the admin listener')
+    t.same([container.readinessProbe.httpGet.scheme, container.livenessProbe.httpGet.scheme], ['HTTP', 'HTTP'], 'which is plain HTTP')
     t.match(pod['securityContext'], { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } })
     t.match(container.securityContext, { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } })
     t.ok(container.resources.requests.cpu && container.resources.limits.memory, 'resources set')
     t.equal(pod['automountServiceAccountToken'], false)
-    t.equal(byKind('PodDisruptionBudget').length, 1)
+    t.equal(byKind('PodDisruptionBudget').length, 1, 'a PDB with two or more replicas')
+    checkShutdown(t, pod, container)
+    t.equal(byKind('Pod').filter((p) => p.metadata.annotations?.['helm.sh/hook'] === 'test').length, 1, 'a helm test pod')
 
     const rendered = parseYaml(byKind('ConfigMap').find((c) => c.metadata.name === 'guard-manifest-guard')!.data!['manifest-guard.yaml']!) as Record<string, any>
     const service = byKind('Service')[0] as unknown as { spec: { ports: { name: string }[] } }
@@ -100,7 +111,7 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
     if (name === 'defaults') {
       const { admin, ...rest } = rendered
       const { admin: valuesAdmin, ...valuesRest } = values.config as Record<string, any>
-      t.same(rest, valuesRest, 'the config file is values.config')
+      t.same(rest, { ...valuesRest, upstream: 'http://registry:5000' }, 'the config file is values.config')
       t.same(admin, { ...valuesAdmin, tokenFile: '/etc/manifest-guard/secrets/admin/token' }, 'with the generated admin token')
       t.equal(deployment.spec.replicas, 2, 'two replicas by default')
       t.equal(byKind('Ingress').length + byKind('HorizontalPodAutoscaler').length + byKind('ServiceMonitor').length + byKind('PrometheusRule').length, 0, 'optional parts off')
@@ -115,7 +126,10 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
       t.ok(container.volumeMounts.some((m: { mountPath: string }) => m.mountPath === '/etc/manifest-guard/secrets/admin'), 'and mounted')
       t.ok(policy !== undefined, 'the NetworkPolicy is on')
       t.same(policy!.spec.ingress.map((r) => r.ports[0]!.port), ['http', 'metrics'])
-      t.ok((policy!.spec.ingress[1]!.from ?? []).length > 0, 'metrics only from the monitoring namespace')
+      t.equal(policy!.spec.ingress[0]!.from, undefined, 'the proxy port open to all: it trusts no forwarded header')
+      t.match(policy!.spec.ingress[1]!.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], 'metrics only from the monitoring namespace')
+      t.equal(rendered['trustForwardedHeaders'], false)
+      t.equal(byKind('PersistentVolumeClaim').length, 0)
     } else {
       t.equal(rendered['ledger'].store, 'redis')
       t.equal(rendered['admin'].tokenFile, '/etc/manifest-guard/secrets/admin/token', 'secrets become file paths')
@@ -126,7 +140,9 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
       t.same([rendered['tls'].cert, rendered['tls'].key], ['/etc/manifest-guard/tls/tls.crt', '/etc/manifest-guard/tls/tls.key'])
       const mounts = container.volumeMounts.map((m: { mountPath: string }) => m.mountPath)
       for (const dir of ['/etc/manifest-guard/tls', '/etc/manifest-guard/secrets/admin', '/etc/manifest-guard/secrets/redis', '/var/log/manifest-guard']) t.ok(mounts.includes(dir), `mounts ${dir}`)
-      t.equal(container.readinessProbe.httpGet.scheme, 'HTTPS', 'probes speak TLS when the proxy does')
+      t.equal(container.readinessProbe.httpGet.scheme, 'HTTP', 'probes stay on the plain-HTTP admin listener when the proxy serves TLS')
+      const test = byKind('Pod')[0] as unknown as { spec: { containers: { env: { name: string; value: string }[] }[] } }
+      t.match(test.spec.containers[0]!.env, [{ name: 'PROXY_URL', value: 'https://guard-manifest-guard:5000' }], 'the helm test speaks TLS when the proxy does')
       t.notMatch(JSON.stringify(objects), /password: |token: [A-Za-z0-9]/, 'no secret value in any object')
       const ingress = byKind('Ingress')[0]!
       const annotations = ingress.metadata.annotations ?? {}
@@ -140,6 +156,13 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
       t.equal(byKind('NetworkPolicy').length, 1)
       t.same(service.spec.ports.map((p) => p.name), ['http', 'metrics', 'api'], 'the API published when asked')
       t.same(policy!.spec.ingress.map((r) => r.ports[0]!.port), ['http', 'metrics', 'api'])
+      t.equal(rendered['caFile'], '/etc/manifest-guard/ca/ca.crt', 'the CA bundle is named in caFile')
+      t.ok(mounts.includes('/etc/manifest-guard/ca') && mounts.includes('/scratch'), 'and mounted, next to extraVolumeMounts')
+      t.ok(container.env.some((e: { name: string }) => e.name === 'NODE_OPTIONS'), 'extraEnv is passed on')
+      t.match(pod['volumes'].find((v: { name: string }) => v.name === 'audit'), { persistentVolumeClaim: { claimName: 'guard-manifest-guard-audit' } }, 'the audit trail on a claim')
+      t.equal(container.volumeMounts.find((m: { name: string }) => m.name === 'audit').subPathExpr, '$(POD_NAME)', 'one directory per pod')
+      t.equal(byKind('PersistentVolumeClaim').length, 1)
+      t.same((policy!.spec as Record<string, unknown>)['policyTypes'], ['Ingress', 'Egress'], 'egress limited when asked')
       t.equal(byKind('Secret').length, 0, 'a given admin token Secret is used, none generated')
       const dashboard = byKind('ConfigMap').find((c) => c.metadata.name === 'guard-manifest-guard-dashboard')!
       t.match(dashboard.metadata, { namespace: 'monitoring', labels: { grafana_dashboard: '1' }, annotations: { grafana_folder: 'Registry' } }, "the dashboard ConfigMap carries the Grafana sidecar's label")
@@ -148,8 +171,94 @@ for (const [name, extra] of [['defaults', []], ['every optional part on', ['-f',
   })
 }
 
+/** preStop, then SIGTERM: the grace period covers the preStop sleep, the drain delay, the deadline of uploads in flight and the flush. */
+function checkShutdown(t: Test, pod: Record<string, any>, container: Record<string, any>, config?: Record<string, any>): void {
+  const sleep = container.lifecycle?.preStop?.exec?.command as string[] | undefined
+  t.same(sleep?.slice(0, 1), ['sleep'], 'a preStop sleep while endpoints are updated')
+  const shutdown = config?.['shutdown'] ?? (values.config['shutdown'] as Record<string, number>)
+  const needed = Number(sleep?.[1]) + shutdown.drainDelayMs / 1000 + shutdown.timeoutMs / 1000 + 10
+  t.ok(pod['terminationGracePeriodSeconds'] >= needed, `grace period ${pod['terminationGracePeriodSeconds']} s covers preStop + drain + in-flight deadline + flush (${needed} s)`)
+}
+
+t.test('values.schema.json is generated from the settings table (npm run docs)', async (t) => {
+  t.equal(readFileSync(join(CHART, 'values.schema.json'), 'utf8'), chartValuesSchema())
+})
+
+t.test('the values schema refuses bad values before anything is rendered', async (t) => {
+  const cases: [string, string[], RegExp][] = [
+    ['no registry', [], /config: upstream is required|config\.upstream/],
+    ['a replica count that is not a number', [...UPSTREAM, '--set', 'replicaCount=abc'], /replicaCount: Invalid type. Expected: integer/],
+    ['a mistyped mode', [...UPSTREAM, '--set', 'config.validation.mode=enforcee'], /config\.validation\.mode must be one of the following: "enforce", "warn", "off"/],
+    ['a secret in plain values (it would land in the ConfigMap)', [...UPSTREAM, '--set', 'config.admin.token=s3cret'], /config\.admin: Additional property token is not allowed/],
+    ['a Redis password in plain values', [...UPSTREAM, '--set', 'config.ledger.redisPassword=s3cret'], /Additional property redisPassword is not allowed/],
+    ['a mistyped key', [...UPSTREAM, '--set', 'config.validation.moed=warn'], /Additional property moed is not allowed/],
+    ['an upstream with a path', ['--set', 'config.upstream=http://registry:5000/v2'], /config\.upstream: Does not match pattern/],
+    ['a port out of range', [...UPSTREAM, '--set', 'config.server.maxConnections=0'], /maxConnections: Must be greater than or equal to 1/],
+  ]
+  for (const [what, extra, message] of cases) {
+    const r = await helm(['template', 'guard', CHART, ...extra])
+    t.not(r.code, 0, `${what}: refused`)
+    t.match(r.stderr, message, `${what}: ${r.stderr.split('\n').slice(1, 3).join(' ')}`)
+    t.notMatch(r.stderr, 's3cret', 'the secret is not echoed')
+  }
+  const ok = await helm(['template', 'guard', CHART, ...UPSTREAM, '--set', 'config.ledger.redisUrl=redis://guard@redis:6379/0'])
+  t.equal(ok.code, 0, `a Redis URL with an ACL user is fine: ${ok.stderr}`)
+})
+
+t.test('a PodDisruptionBudget only with two or more replicas', async (t) => {
+  const pdbs = async (extra: string[]) => (await render(extra)).filter((o) => o.kind === 'PodDisruptionBudget').length
+  t.equal(await pdbs(['--set', 'replicaCount=1']), 0, 'one replica: none (it would block every node drain)')
+  t.equal(await pdbs(['--set', 'replicaCount=2']), 1, 'two: one')
+  t.equal(await pdbs(['--set', 'autoscaling.enabled=true', '--set', 'autoscaling.minReplicas=1']), 0, 'an autoscaler that may go down to one: none')
+  t.equal(await pdbs(['--set', 'autoscaling.enabled=true', '--set', 'autoscaling.minReplicas=3']), 1)
+})
+
+t.test('the production values file from the chart README', async (t) => {
+  const text = readFileSync(PRODUCTION, 'utf8')
+  t.ok(readFileSync(join(CHART, 'README.md'), 'utf8').includes(text.trim()), 'the README shows this very file')
+  const objects = await render(['-f', PRODUCTION])
+  for (const o of objects) {
+    const Model = VALIDATORS[o.kind]
+    if (Model !== undefined) t.doesNotThrow(() => new Model(o as never).validate(), `${o.kind} ${o.metadata.name} is a valid Kubernetes object`)
+  }
+  const byKind = (kind: string) => objects.filter((o) => o.kind === kind)
+  const pod = (byKind('Deployment')[0] as unknown as { spec: { template: { spec: Record<string, any> } } }).spec.template.spec
+  const container = pod['containers'][0]
+  const config = parseYaml(byKind('ConfigMap').find((c) => c.metadata.name === 'guard-manifest-guard')!.data!['manifest-guard.yaml']!) as Record<string, any>
+
+  // The API Service reaches a listener: the chart's address beats the one the image sets.
+  const env = Object.fromEntries((container.env as { name: string; value?: string }[]).map((e) => [e.name, e.value]))
+  t.equal(env['MANIFEST_GUARD_ADMIN_API_LISTEN'], '0.0.0.0:9465', 'the chart sets the API listen address in the environment')
+  const IMAGE_ENV = { MANIFEST_GUARD_LISTEN: '0.0.0.0:5000', MANIFEST_GUARD_ADMIN_LISTEN: '0.0.0.0:9464', MANIFEST_GUARD_ADMIN_API_LISTEN: '127.0.0.1:9465' }
+  const dockerfile = readFileSync(join(CHART, '../../Dockerfile'), 'utf8')
+  for (const [k, v] of Object.entries(IMAGE_ENV)) t.match(dockerfile, `${k}=${v}`, `the image sets ${k}`)
+  const effective = loadConfig({ env: { ...IMAGE_ENV, ...env, MANIFEST_GUARD_CONFIG: '' }, values: { ...config, admin: { ...config['admin'], tokenFile: undefined }, ledger: { ...config['ledger'], redisPasswordFile: undefined }, registryEvents: {} } })
+  t.same(effective.admin.apiListen, { host: '0.0.0.0', port: 9465 }, 'so the process listens where the API Service points')
+  const service = byKind('Service')[0] as unknown as { spec: { ports: { name: string; port: number; targetPort: string }[] } }
+  t.match(service.spec.ports.find((p) => p.name === 'api'), { port: 9465, targetPort: 'api' })
+  t.match(container.ports.find((p: { name: string }) => p.name === 'api'), { containerPort: 9465 })
+
+  t.same([container.readinessProbe.httpGet.port, container.livenessProbe.httpGet.port], ['metrics', 'metrics'], 'probes on the admin listener')
+  t.equal(byKind('PodDisruptionBudget').length, 1)
+  checkShutdown(t, pod, container, config)
+  t.equal(config['trustForwardedHeaders'], true, 'behind the Ingress the proxy takes X-Forwarded-*')
+  const policy = byKind('NetworkPolicy')[0] as unknown as { spec: { ingress: { ports: { port: string }[]; from?: Record<string, any>[] }[] } }
+  const proxyFrom = policy.spec.ingress.find((r) => r.ports[0]!.port === 'http')!.from ?? []
+  t.match(proxyFrom[0], { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } } }, 'and only the ingress controller reaches the proxy port')
+  t.equal(proxyFrom.length, 2, 'besides the helm test pod')
+  t.match(byKind('Ingress')[0]!.metadata.annotations, { 'cert-manager.io/cluster-issuer': 'letsencrypt', 'nginx.ingress.kubernetes.io/proxy-body-size': '0' }, "cert-manager's annotation next to the chart's")
+  t.equal(config['ledger'].redisUrl, 'redis://manifest-guard@redis-master.registry.svc:6379/0')
+  const test = byKind('Pod').find((p) => p.metadata.annotations?.['helm.sh/hook'] === 'test') as unknown as { metadata: { labels: Record<string, string> }; spec: Record<string, any> } | undefined
+  t.ok(test !== undefined, 'the helm test pod')
+  t.equal(test?.metadata.labels['app.kubernetes.io/component'], 'helm-test', 'labelled as the NetworkPolicy lets in')
+  t.match(test?.spec['containers'][0].env, [{ name: 'PROXY_URL', value: 'http://guard-manifest-guard:5000' }, { name: 'METRICS_URL', value: 'http://guard-manifest-guard:9464' }])
+  t.match(test?.spec['securityContext'], { runAsNonRoot: true }, 'restricted like the proxy')
+  t.same(byKind('PersistentVolumeClaim').map((c) => c.metadata.name), ['guard-manifest-guard-audit'], 'the audit trail on a claim')
+  t.ok(container.resources.requests.memory === '384Mi', 'memory request sized for the default ledger and cache')
+})
+
 t.test('publishing the API while it listens on loopback fails with why', async (t) => {
-  const r = await helm(['template', 'guard', CHART, '--set', 'service.apiPort=9465'])
+  const r = await helm(['template', 'guard', CHART, ...UPSTREAM, '--set', 'service.apiPort=9465'])
   t.not(r.code, 0)
   t.match(r.stderr, 'set config.admin.apiListen to 0.0.0.0:PORT')
 })
@@ -190,6 +299,8 @@ t.test('the Grafana dashboard and the alerts read only metrics the proxy exports
   exported.set('up', new Set())
   exported.set('kube_deployment_status_replicas_unavailable', new Set(['deployment']))
 
+  // Prometheus's own series of every target.
+  exported.set('up', new Set())
   const check = (where: string, expr: string): { metrics: string[]; grouping: string[] } => {
     const refs = promqlRefs(withoutGrafanaIntervals(expr))
     t.same(refs.errors, [], `${where}: PromQL parses`)
@@ -240,8 +351,14 @@ t.test('the Grafana dashboard and the alerts read only metrics the proxy exports
     'ManifestGuardRejectionsSpike',
     'ManifestGuardReplicaDown',
     'ManifestGuardReplicaNotReady',
+    'ManifestGuardReplicasDown',
     'ManifestGuardValidationSlow',
   ])
+  const readme = readFileSync(join(CHART, 'README.md'), 'utf8')
+  for (const rule of rules) {
+    t.equal(rule.annotations['runbook_url'], `https://github.com/manifest-guard/manifest-guard/blob/main/helm/manifest-guard/README.md#${rule.alert.toLowerCase()}`, `alert ${rule.alert} has a runbook`)
+    t.match(readme, `\n### ${rule.alert}\n`, `and the chart README has its section`)
+  }
   for (const rule of rules) {
     const { metrics } = check(`alert ${rule.alert}`, rule.expr)
     t.ok(metrics.length > 0, `alert ${rule.alert} reads metrics`)
@@ -266,7 +383,7 @@ t.test('NOTES tell how to point docker at it', async (t) => {
     return String((parseYaml(r.stdout) as { notes: string }).notes)
   }
   t.match(await notes(['-f', ALL_ON]), 'docker manifest push registry.example.com/team/app:1.0')
-  const defaults = await notes([])
+  const defaults = await notes(UPSTREAM)
   t.match(defaults, 'port-forward svc/guard-manifest-guard')
   t.match(defaults, 'config.ledger.store=redis', 'warns that replicas with a memory ledger do not share it')
   t.match(defaults, `get secret ${ADMIN_TOKEN_SECRET} -o jsonpath='{.data.token}'`, "tells where the chart's admin token is")

@@ -68,7 +68,9 @@ t.test('the Dockerfile copies what exists and starts what the README documents',
   t.equal(stages.length, 2, 'multi-stage: build, then runtime')
   const runtime = stages[1] as string
   t.match(runtime, /^node:22-[a-z]+-slim/, 'slim Node 22 runtime')
-  t.match(runtime, /^USER node$/m, 'non-root')
+  // By number: Kubernetes can verify runAsNonRoot only for a numeric user (issue 23).
+  t.match(runtime, /^USER 1000:1000$/m, 'non-root, by number')
+  t.match(runtime, /org\.opencontainers\.image\.source=/, 'OCI image labels')
   t.match(runtime, /^HEALTHCHECK .*CMD \["node", "dist\/src\/cli\.js", "healthcheck"\]/m)
   t.match(runtime, /^ENTRYPOINT \["node", "dist\/src\/cli\.js"\]$/m, 'the CLI is the entry')
   t.notMatch(runtime, /npm (ci|install)/, 'no installs at runtime')

@@ -78,7 +78,33 @@ registryEventsToken: { dir: /etc/manifest-guard/secrets/events, section: registr
 {{- $_ := set $cfg.tls "cert" "/etc/manifest-guard/tls/tls.crt" -}}
 {{- $_ := set $cfg.tls "key" "/etc/manifest-guard/tls/tls.key" -}}
 {{- end -}}
+{{- if or .Values.caBundle.configMapName .Values.caBundle.secretName -}}
+{{- $_ := set $cfg "caFile" (printf "/etc/manifest-guard/ca/%s" .Values.caBundle.key) -}}
+{{- end -}}
+{{- if eq (include "manifest-guard.trustsForwardedHeaders" .) "true" -}}
+{{- $_ := set $cfg "trustForwardedHeaders" true -}}
+{{- end -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* Whether the proxy takes X-Forwarded-* headers: set in config, or the chart's Ingress sets them. */}}
+{{- define "manifest-guard.trustsForwardedHeaders" -}}
+{{- if or .Values.config.trustForwardedHeaders (and .Values.ingress.enabled .Values.ingress.trustForwardedHeaders) -}}true{{- else -}}false{{- end -}}
+{{- end -}}
+
+{{/* The fewest replicas that run: what a PDB and the replicas alert go by. */}}
+{{- define "manifest-guard.minReplicas" -}}
+{{- if .Values.autoscaling.enabled -}}{{ .Values.autoscaling.minReplicas | int }}{{- else -}}{{ .Values.replicaCount | int }}{{- end -}}
+{{- end -}}
+
+{{/* The pod's grace period: preStop, then the drain delay, the deadline of requests in flight and 15 s for the audit flush (10 s) and exit. */}}
+{{- define "manifest-guard.gracePeriod" -}}
+{{- if .Values.shutdown.terminationGracePeriodSeconds -}}
+{{- .Values.shutdown.terminationGracePeriodSeconds | int -}}
+{{- else -}}
+{{- $s := .Values.config.shutdown -}}
+{{- add (.Values.shutdown.preStopSleepSeconds | int) (div (add ($s.drainDelayMs | int) 999) 1000) (div (add ($s.timeoutMs | int) 999) 1000) 15 -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "manifest-guard.scheme" -}}
