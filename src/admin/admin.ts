@@ -40,10 +40,6 @@ export async function buildAdminApps(services: Services): Promise<AdminApps> {
     reply.header('content-type', services.metrics.registry.contentType)
     return services.metrics.registry.metrics()
   })
-  // Probes pointed at the admin port by mistake learn where the real ones are, not a bare 404.
-  const probesElsewhere = `served on the proxy port (the listen setting), not on this admin listener, which serves /metrics and the ${ADMIN_PREFIX} API`
-  admin.get('/readyz', async (_request, reply) => reply.code(404).send({ status: 'not here', detail: `GET /readyz is ${probesElsewhere}` }))
-  admin.get('/healthz', async (_request, reply) => reply.code(404).send({ status: 'not here', detail: `GET /healthz is ${probesElsewhere}` }))
   if (services.config.admin.apiListen === undefined) {
     await registerApi(admin, services)
     return { admin, api: null }
