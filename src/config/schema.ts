@@ -7,6 +7,7 @@ import {
   optionalHostPort,
   type HostPort,
   httpUrl,
+  hostName,
   integer,
   listOf,
   oneOf,
@@ -86,6 +87,7 @@ export interface Config {
     readonly token: string | undefined
     readonly tokenFile: string | undefined
     readonly recentDecisions: number
+    readonly allowedHosts: readonly string[]
   }
   readonly audit: {
     readonly include: readonly string[]
@@ -222,6 +224,12 @@ export const FIELDS: readonly Field[] = [
   secret('admin.token', 'Token the /_guard/v1 API and the /_guard/ page require, as `Authorization: Bearer` or as the password of HTTP Basic auth (/metrics stays open for scrapers).'),
   field('admin.tokenFile', optionalPath, undefined, 'File holding admin.token (a mounted Secret).'),
   field('admin.recentDecisions', integer(0, 1_000_000), 1000, 'Decisions kept for GET /_guard/v1/decisions.'),
+  field(
+    'admin.allowedHosts',
+    listOf(hostName),
+    [],
+    'Host names the admin listeners answer to besides their listen address, localhost and IP addresses (e.g. the Service name registry notifications use); any other Host header gets 421, the guard against DNS rebinding.',
+  ),
   field('audit.include', listOf(oneOf(VERDICTS)), ['rejected', 'warned', 'repaired'], 'Which decisions go to the audit file and webhook.'),
   field('audit.file', optionalPath, undefined, 'Append decisions as JSON Lines to this file.'),
   field('audit.fileMaxBytes', integer(1024, 2 ** 40), 100 << 20, 'Rotate the audit file past this size.'),
