@@ -42,6 +42,7 @@ export interface Config {
     readonly maxConnections: number
     readonly maxUploadsPerClient: number
     readonly maxReadsPerClient: number
+    readonly maxBufferedListBytes: number
   }
   readonly upstreamTimeouts: {
     readonly connectMs: number
@@ -165,6 +166,12 @@ export const FIELDS: readonly Field[] = [
     integer(1, 100_000),
     64,
     'Most reads (GET, HEAD) one client address may have in flight to the registry, each holding one of its 128 read connections; more wait for one of that client\'s own to finish (never refused). Counted by address like server.maxUploadsPerClient.',
+  ),
+  field(
+    'server.maxBufferedListBytes',
+    integer(4 << 20, 1 << 30),
+    64 << 20,
+    'Most bytes of list and index bodies held in memory while they arrive and are checked, for all clients together; one client address may hold a quarter of it (at least one 4 MiB list). A list push beyond either bound gets 429 and Retry-After before its body is read.',
   ),
   field('upstreamTimeouts.connectMs', integer(100, 600_000), 5_000, 'Connecting to the registry.'),
   field('upstreamTimeouts.headersMs', integer(100, 3_600_000), 300_000, 'Waiting for the registry to start answering (large blob commits can take a while).'),
