@@ -4,6 +4,7 @@ import { checkList } from '../inspect/check-list.js'
 import { RegistryError } from '../oci/error-code.js'
 import { isRepositoryName, parseReference } from '../oci/reference.js'
 import { adminTokenHook } from './admin-auth.js'
+import { hostGuard } from './host-guard.js'
 import { parseDecisionFilter, registerDecisionsPage } from './decisions-page.js'
 import { installErrorMapper, sendRegistryError } from '../proxy/error-mapper.js'
 import { registerRegistryEvents } from './registry-events.js'
@@ -28,23 +29,26 @@ export interface AdminApps {
   readonly api: FastifyInstance | null
 }
 
-function listenerApp(services: Services, listener: string): FastifyInstance {
+function listenerApp(services: Services, listener: string, listenHost: string): FastifyInstance {
   const app = Fastify({ loggerInstance: services.logger.child({ listener }), logController: new LogController({ disableRequestLogging: true }) }) as unknown as FastifyInstance
   installErrorMapper(app)
+  // Every route, /metrics and unknown paths included, before the token is even asked for.
+  app.addHook('onRequest', hostGuard(listenHost, services.config.admin.allowedHosts))
   return app
 }
 
 export async function buildAdminApps(services: Services): Promise<AdminApps> {
-  const admin = listenerApp(services, 'admin')
+  const admin = listenerApp(services, 'admin', services.config.admin.listen.host)
   admin.get('/metrics', async (_request, reply) => {
     reply.header('content-type', services.metrics.registry.contentType)
     return services.metrics.registry.metrics()
   })
-  if (services.config.admin.apiListen === undefined) {
+  const apiListen = services.config.admin.apiListen
+  if (apiListen === undefined) {
     await registerApi(admin, services)
     return { admin, api: null }
   }
-  const api = listenerApp(services, 'admin-api')
+  const api = listenerApp(services, 'admin-api', apiListen.host)
   await registerApi(api, services)
   return { admin, api }
 }

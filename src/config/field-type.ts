@@ -32,6 +32,18 @@ export const text: FieldType<string> = {
   },
 }
 
+/** A DNS host name as a Host header carries it (no port, no scheme), kept lower-case. */
+export const hostName: FieldType<string> = {
+  describe: 'host name',
+  parse(raw) {
+    const s = fromString(raw)?.trim().toLowerCase()
+    if (s === undefined || !/^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9_](?:[a-z0-9_-]{0,62}))*\.?$/.test(s)) {
+      return { expected: 'a host name such as guard.registry.svc (no port, no scheme)' }
+    }
+    return { value: s }
+  },
+}
+
 /** A string that may be left empty (unset). */
 function optionalString(describe: string): FieldType<string | undefined> {
   return {

@@ -7,6 +7,7 @@ import {
   optionalHostPort,
   type HostPort,
   httpUrl,
+  hostName,
   integer,
   listOf,
   oneOf,
@@ -46,6 +47,7 @@ export interface Config {
     readonly maxConnections: number
     readonly maxUploadsPerClient: number
     readonly maxReadsPerClient: number
+    readonly maxBufferedListBytes: number
   }
   readonly upstreamTimeouts: {
     readonly connectMs: number
@@ -95,6 +97,7 @@ export interface Config {
     readonly token: string | undefined
     readonly tokenFile: string | undefined
     readonly recentDecisions: number
+    readonly allowedHosts: readonly string[]
   }
   readonly audit: {
     readonly include: readonly string[]
@@ -191,6 +194,12 @@ export const FIELDS: readonly Field[] = [
     64,
     'Most reads (GET, HEAD) one client address may have in flight to the registry, each holding one of its 128 read connections; more wait for one of that client\'s own to finish (never refused). Counted by address like server.maxUploadsPerClient.',
   ),
+  field(
+    'server.maxBufferedListBytes',
+    integer(4 << 20, 1 << 30),
+    64 << 20,
+    'Most bytes of list and index bodies held in memory while they arrive and are checked, for all clients together; one client address may hold a quarter of it (at least one 4 MiB list). A list push beyond either bound gets 429 and Retry-After before its body is read.',
+  ),
   field('upstreamTimeouts.connectMs', integer(100, 600_000), 5_000, 'Connecting to the registry.'),
   field('upstreamTimeouts.headersMs', integer(100, 3_600_000), 300_000, 'Waiting for the registry to start answering (large blob commits can take a while).'),
   field('upstreamTimeouts.bodyMs', integer(100, 3_600_000), 300_000, 'Longest pause between two chunks of a body, either way.'),
@@ -258,6 +267,12 @@ export const FIELDS: readonly Field[] = [
   secret('admin.token', 'Token the /_guard/v1 API and the /_guard/ page require, as `Authorization: Bearer` or as the password of HTTP Basic auth (/metrics stays open for scrapers).'),
   field('admin.tokenFile', optionalPath, undefined, 'File holding admin.token (a mounted Secret).'),
   field('admin.recentDecisions', integer(0, 1_000_000), 1000, 'Decisions kept for GET /_guard/v1/decisions.'),
+  field(
+    'admin.allowedHosts',
+    listOf(hostName),
+    [],
+    'Host names the admin listeners answer to besides their listen address, localhost and IP addresses (e.g. the Service name registry notifications use); any other Host header gets 421, the guard against DNS rebinding.',
+  ),
   field('audit.include', listOf(oneOf(VERDICTS)), ['rejected', 'warned', 'repaired'], 'Which decisions go to the audit file and webhook.'),
   field('audit.file', optionalPath, undefined, 'Append decisions as JSON Lines to this file.'),
   field('audit.fileMaxBytes', integer(1024, 2 ** 40), 100 << 20, 'Rotate the audit file past this size.'),

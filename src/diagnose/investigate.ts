@@ -4,6 +4,7 @@ import type { Descriptor } from '../oci/descriptor.js'
 import type { Digest } from '../oci/digest.js'
 import { isRepositoryName, isTag } from '../oci/reference.js'
 import { type Platform, parsePlatform, samePlatform } from '../oci/platform.js'
+import { printableDeep } from '../oci/printable.js'
 import { type Finding, platformOf, platformsOf, type WalkResult } from '../validate/finding.js'
 import { CAUSES, type Problem } from './problem.js'
 import type { Prober } from './prober.js'
@@ -137,7 +138,10 @@ export async function investigate(input: InvestigationInput): Promise<Investigat
   const position = new Map(input.list.children.map((c, i) => [c.digest as string, i]))
   const place = (p: Problem): number => Math.min(...[p.digest, ...(p.parents ?? [])].map((d) => position.get(d ?? '') ?? Number.MAX_SAFE_INTEGER))
   problems.sort((a, b) => byImportance(a, b) || place(a) - place(b))
-  return { problems, childTags, ledgerError: ledger.error }
+  // The one place the facts of a push become the words people read (the client's message,
+  // the decision record and everything made of it, a check's result): what came in a body
+  // (platforms, media types, a child's parse problem) is made printable here (printable.ts).
+  return { problems: problems.map((p) => printableDeep(p)), childTags, ledgerError: ledger.error }
 }
 
 type Explanation = Pick<Problem, 'cause' | 'tag' | 'pushedAt' | 'now' | 'nowAt' | 'nowBy' | 'foundIn' | 'checked' | 'unreadable'>

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { detailOf } from '../diagnose/decision.js'
 import type { Verdict } from '../diagnose/decision.js'
+import { printable } from '../oci/printable.js'
 import { identityOf } from './identity.js'
 import type { DecisionEvent, DecisionRecord } from './contracts.js'
 
@@ -24,8 +25,9 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
     requestId: request.id,
     identity: identityOf(request.headers.authorization, r.stats.credentialsAccepted || (r.upstreamStatus !== undefined && r.upstreamStatus < 300)),
     clientAddress: request.socket.remoteAddress,
-    // Client-supplied: kept short, so a 16 KB header does not ride along in every record.
-    userAgent: request.headers['user-agent']?.slice(0, 256),
+    // Client-supplied: kept short, so a 16 KB header does not ride along in every record, and
+    // printable (Node passes bytes 0x80-0x9f of a header through, as C1 controls).
+    userAgent: printableOrUndefined(request.headers['user-agent']?.slice(0, 256)),
     repository: r.repository,
     reference: r.reference,
     digest: r.index.digest,
@@ -57,6 +59,10 @@ export function decisionEvent(request: FastifyRequest, r: DecisionRecord): Decis
           },
         }),
   }
+}
+
+function printableOrUndefined(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : printable(text)
 }
 
 export function logDecision(request: FastifyRequest, event: DecisionEvent): void {

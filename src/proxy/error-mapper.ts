@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { type ErrorCodeName, RegistryError } from '../oci/error-code.js'
+import { printableDeep } from '../oci/printable.js'
 
 // The one place errors become responses. Everything leaves as an OCI error body
 // (`{"errors":[…]}`) with application/json, which is the only form clients print.
@@ -11,7 +12,16 @@ export function sendRegistryError(reply: FastifyReply, error: RegistryError): Fa
     .code(error.status)
     .headers(error.headers)
     .header('content-type', 'application/json; charset=utf-8')
-    .send(JSON.stringify(error.body()))
+    .send(wireBody(error))
+}
+
+/**
+ * The body of an error on the wire. Clients print `message` to a terminal: whatever of the
+ * request it quotes (a key or media type of a refused body, a Host) has its control and
+ * bidi characters escaped (printable.ts), as the diagnosis already does for the facts of a push.
+ */
+function wireBody(error: RegistryError): string {
+  return JSON.stringify(printableDeep(error.body()))
 }
 
 export function installErrorMapper(app: FastifyInstance): void {
@@ -47,7 +57,7 @@ export function rawPathRefusal(reason: string): (path: string, req: IncomingMess
 /** The same OCI error body on a raw Node response, for answers written outside fastify's reply. */
 export function writeRegistryError(res: ServerResponse, error: RegistryError): void {
   if (res.destroyed) return
-  const body = JSON.stringify(error.body())
+  const body = wireBody(error)
   res.writeHead(error.status, { ...error.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
   res.end(body)
 }

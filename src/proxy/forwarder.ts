@@ -24,6 +24,13 @@ const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', '
 /** Responses the forwarder owns (counted on finish), as opposed to answers of the app's own. */
 export const forwarded = new WeakSet<ServerResponse>()
 
+/**
+ * Requests whose writer slot the list push took before reading the body (list-push.ts): it
+ * gives the slot back when the response closes, so the forwarder neither takes nor frees one.
+ */
+export const writeSlotHeld = new WeakSet<IncomingMessage>()
+const HELD: Pick<ClientSlots, 'leave'> = { leave: () => {} }
+
 /** Largest registry answer the seam reads whole (error bodies, empty 201/202s). */
 const MAX_INTERCEPTED_BYTES = 64 << 10
 
@@ -34,7 +41,7 @@ export function createForwarder(services: Services, observe: ResponseObserver, c
   const trust = config.trustForwardedHeaders
   const tls = config.tls.cert !== undefined
   const idleMs = config.server.bodyIdleTimeoutMs
-  const writers = new ClientSlots(config.server.maxUploadsPerClient)
+  const writers = services.writeSlots
   const readers = new ClientSlots(config.server.maxReadsPerClient)
 
   const forward: Forward = (request, res, intercept) => {
@@ -42,6 +49,7 @@ export function createForwarder(services: Services, observe: ResponseObserver, c
     const method = request.method
     const client = clientAddress(request, trust)
     if (method !== 'GET' && method !== 'HEAD') {
+      if (writeSlotHeld.has(request.raw)) return send(request, res, intercept, HELD, client)
       if (writers.tryEnter(client)) return send(request, res, intercept, writers, client)
       countRequest(metrics, method, 429, request.raw.socket)
       closeIfUnread(request, res)
@@ -72,7 +80,7 @@ export function createForwarder(services: Services, observe: ResponseObserver, c
   return forward
 
   /** Sends one request upstream and its answer back, holding one of `client`'s `slots` meanwhile. */
-  function send(request: Exchange, res: ServerResponse, intercept: ResponseInterceptor | undefined, slots: ClientSlots, client: string): void {
+  function send(request: Exchange, res: ServerResponse, intercept: ResponseInterceptor | undefined, slots: Pick<ClientSlots, 'leave'>, client: string): void {
     const origin = clientOrigin(request, trust, tls)
     const method = request.method
     const isRead = method === 'GET' || method === 'HEAD'
@@ -280,13 +288,13 @@ export function closeIfUnread(request: Exchange, res: ServerResponse): void {
  * entry, the one the ingress itself appended. The entries before it are whatever the client
  * sent, so counting by the first would let one client pass as many.
  */
-function clientAddress(request: Exchange, trust: boolean): string {
+export function clientAddress(request: Exchange, trust: boolean): string {
   const forwardedFor = trust ? request.headers['x-forwarded-for'] : undefined
   const last = (Array.isArray(forwardedFor) ? forwardedFor.at(-1) : forwardedFor)?.split(',').at(-1)?.trim()
   return last !== undefined && last !== '' ? last : (request.raw.socket.remoteAddress ?? '')
 }
 
-function tooManyWrites(max: number): RegistryError {
+export function tooManyWrites(max: number): RegistryError {
   return new RegistryError(
     429,
     [{ code: 'TOOMANYREQUESTS', message: `manifest-guard: this client already has ${max} uploads in flight (server.maxUploadsPerClient); retry when some finish` }],

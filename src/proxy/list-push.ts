@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { decide, type Decision, isBlocking } from '../diagnose/decision.js'
 import { clientKind, type MessageContext, repairFailedMessage } from '../diagnose/message.js'
 import type { Cause } from '../diagnose/problem.js'
@@ -13,6 +13,7 @@ import { examine } from '../inspect/examine.js'
 import { copyChildren, type RepairReport } from '../repair/copy-children.js'
 import { clientOrigin } from './client-origin.js'
 import { CLIENT_CLOSED, sendRegistryError } from './error-mapper.js'
+import { clientAddress, closeIfUnread, tooManyWrites, writeSlotHeld } from './forwarder.js'
 import { countRequest } from './request-metrics.js'
 import { policyResolver, type RepositoryPolicy } from './policy.js'
 import { BodyCopy, readRequestBody } from './request-body.js'
@@ -44,6 +45,21 @@ function repairable(decision: Decision, policy: RepositoryPolicy): boolean {
 function repairedHeader(report: RepairReport): string {
   const from = [...new Set(report.children.map((c) => c.from))]
   return `${report.children.length} ${report.children.length === 1 ? 'child' : 'children'} from ${from.join(', ')}`
+}
+
+/** Retry-After of a list push refused for the budget of list bodies: stalled bodies go within server.bodyIdleTimeoutMs. */
+const LIST_BODIES_RETRY_AFTER_SECONDS = 5
+
+/**
+ * 429, not 503: clients print the message of a 4xx and drop that of a 5xx, and the person
+ * whose push waits should read why; Retry-After tells tools when to try again.
+ */
+function listBodiesBusy(max: number): RegistryError {
+  return new RegistryError(
+    429,
+    [{ code: 'TOOMANYREQUESTS', message: `manifest-guard: too many list bodies are arriving at once (server.maxBufferedListBytes: ${max >> 20} MiB for all clients, a quarter of it for one); retry shortly` }],
+    { 'retry-after': String(LIST_BODIES_RETRY_AFTER_SECONDS) },
+  )
 }
 
 /** Problems found in the pushed body itself, which say nothing about the repository. */
@@ -123,6 +139,11 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
 
     const declared = Number(request.headers['content-length'])
     const body = request.body instanceof Readable ? request.body : Readable.from([])
+    const refused = declared > MAX_MANIFEST_BYTES ? undefined : admitBody(request, reply, declared)
+    if (refused !== undefined) {
+      closeIfUnread(request, reply.raw)
+      return sendRegistryError(reply, refused)
+    }
     let read: Awaited<ReturnType<typeof readRequestBody>>
     try {
       read = declared > MAX_MANIFEST_BYTES ? { tooLarge: true as const } : await readRequestBody(body, MAX_MANIFEST_BYTES)
@@ -165,6 +186,30 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
     }
     // Forwarded: the record is written once the registry has answered, with its status.
     return forward(afterUpstream(request, record, policy))
+  }
+
+  /**
+   * A list body is read only under the client's writer slot (server.maxUploadsPerClient, the
+   * one the forwarder would take) and a reservation of its declared length from the budget of
+   * list bodies in memory (list-body-budget.ts), both taken before its first byte is read and
+   * held until the response closes, forwarded or not. Undefined when admitted; else the refusal.
+   */
+  function admitBody(request: FastifyRequest, reply: FastifyReply, declared: number): RegistryError | undefined {
+    const client = clientAddress(request, config.trustForwardedHeaders)
+    const slots = services.writeSlots
+    if (!slots.tryEnter(client)) return tooManyWrites(slots.max)
+    // No length declared (chunked): the most a list may be.
+    const release = services.listBodies.reserve(client, Number.isInteger(declared) && declared >= 0 ? declared : MAX_MANIFEST_BYTES)
+    if (release === undefined) {
+      slots.leave(client)
+      return listBodiesBusy(services.listBodies.max)
+    }
+    writeSlotHeld.add(request.raw)
+    reply.raw.once('close', () => {
+      release()
+      slots.leave(client)
+    })
+    return undefined
   }
 
   /**

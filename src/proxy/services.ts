@@ -18,6 +18,9 @@ import { RegistryClient } from '../upstream/registry-client.js'
 import type { WalkLimits } from '../validate/walk.js'
 import { DecisionRing } from '../observability/decision-ring.js'
 import type { DecisionEvent } from './contracts.js'
+import { ClientSlots } from './client-slots.js'
+import { ListBodyBudget } from './list-body-budget.js'
+import { MAX_MANIFEST_BYTES } from '../upstream/registry-client.js'
 
 // Everything one proxy instance is made of, built once from the config.
 
@@ -34,6 +37,10 @@ export interface Services {
   readonly passthrough: Pool
   /** Client reads (GET, HEAD): a pool of their own, so a stalled upload never holds one up. */
   readonly passthroughReads: Pool
+  /** Writes in flight per client address (server.maxUploadsPerClient), list pushes from before their body is read. */
+  readonly writeSlots: ClientSlots
+  /** List bodies held in memory (server.maxBufferedListBytes). */
+  readonly listBodies: ListBodyBudget
   readonly decisions: DecisionRing<DecisionEvent>
   readonly audit: { readonly file: AuditFile | undefined; readonly webhook: Webhook | undefined }
   /** The shutdown's steps (drain.ts): draining from SIGTERM on (readiness fails), closing once the listener closes. */
@@ -87,6 +94,8 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     ledger: guardedLedger(overrides.ledger ?? createLedger(config, ca), config, metrics, logger),
     passthrough: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     passthroughReads: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
+    writeSlots: new ClientSlots(config.server.maxUploadsPerClient),
+    listBodies: new ListBodyBudget(config.server.maxBufferedListBytes, MAX_MANIFEST_BYTES),
     decisions: new DecisionRing(config.admin.recentDecisions),
     audit: {
       file: a.file === undefined ? undefined : new AuditFile({ path: a.file, maxBytes: a.fileMaxBytes, keep: a.fileKeep, queueSize: a.queueSize }, metrics, logger),
