@@ -1,50 +1,25 @@
 #!/usr/bin/env bash
-# Installs what manifest-guard and its tests need on Debian/Ubuntu, then builds it.
-# Safe to run again: it installs only what is missing.
+# Installs what manifest-guard needs on Debian/Ubuntu, then builds it; with --run-only, only
+# what running it needs (the registry run-local.sh starts, curl, the Node packages), else the
+# tests' tools too (scripts/test-tools.sh). Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
+run_only=false
+[ "${1:-}" = "--run-only" ] && run_only=true
+
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
-command -v skopeo >/dev/null || need+=(skopeo)
-command -v buildah >/dev/null || need+=(buildah)
-command -v podman >/dev/null || need+=(podman)
-command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v curl >/dev/null || need+=(curl)
-command -v unzip >/dev/null || need+=(unzip)
-command -v redis-server >/dev/null || need+=(redis-server)
-# Redis Sentinel, for the ledger's failover test (test/integration/redis-sentinel.test.ts).
-command -v redis-sentinel >/dev/null || need+=(redis-sentinel)
-# promtool (Debian's prometheus package) checks the chart's alert rules (helm-chart.test.ts).
-command -v promtool >/dev/null || need+=(prometheus)
-command -v openssl >/dev/null || need+=(openssl)
-# Go 1.19 (Debian 12), the Go distribution 2.8 is built with: a test compares manifest-guard's
-# reading of bodies with encoding/json's own.
-command -v go >/dev/null || need+=(golang-go)
-# A real headless browser for the admin decisions page test (driven by playwright-core).
-command -v chromium >/dev/null || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# Debian's docker engine (docker.io 20.10: /usr/sbin/dockerd and its CLI /usr/bin/docker): the
-# tests start their own dockerd (test/helpers/dockerd.ts) for `docker push`/`pull` and the image
-# test. It is installed even where another docker CLI is on PATH (that one, if any, still serves
-# the daemon-free `docker manifest` tests). mmdebstrap makes the Debian root filesystem of the
-# image test's stand-in base image (scripts/image-base.sh).
-engine=()
-[ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || engine+=(docker.io)
-command -v mmdebstrap >/dev/null || engine+=(mmdebstrap)
-if [ "${#engine[@]}" -gt 0 ]; then
-  echo "setup: installing ${engine[*]}"
-  $SUDO apt-get update -qq
-  # policy-rc.d may refuse to start the packaged service (no systemd here): the tests start their own.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${engine[@]}" >/dev/null
-fi
+$run_only || bash scripts/test-tools.sh
 
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
@@ -53,6 +28,7 @@ if [ "$node_major" -lt 20 ]; then
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
-# tap's Test class is built for the plugins .taprc names (the TypeScript loader left out).
-npx tap build >/dev/null
+# tap's Test class is built for the plugins .taprc names (the TypeScript loader left out); the
+# first test run would do it otherwise.
+$run_only || npx tap build >/dev/null
 npm run build --silent
