@@ -2,6 +2,7 @@ import { blob, buildImage, buildIndex, type BuiltImage, type BuiltIndex, MT } fr
 import { rawRequest } from './raw-http.js'
 import { json } from './real-world.js'
 import { getManifest, pushBlob, pushImage, putManifest } from './registry-http.js'
+import { prng } from './prng.js'
 
 // A differential fuzzer with the registry as the oracle. Both registries are seeded with the
 // same content (sound images, images that lost a layer, a nested index, blobs of a BuildKit
@@ -11,18 +12,6 @@ import { getManifest, pushBlob, pushImage, putManifest } from './registry-http.j
 // Seeded and reproducible: the same seed gives the same cases.
 
 export const REPO = 'fuzz/app'
-
-/** mulberry32. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Something an entry can name, and whether everything it needs is in the repository. */
 interface Target {

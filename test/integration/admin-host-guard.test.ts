@@ -1,9 +1,8 @@
 import Fastify from 'fastify'
 import t from 'tap'
 import { hostGuard } from '../../src/admin/host-guard.js'
-import { startProxy } from '../helpers/proxy.js'
 import { rawRequest } from '../helpers/raw-http.js'
-import { startRegistry } from '../helpers/registry.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The admin listeners answer only their own names (the DNS-rebinding guard): a page on
 // evil.example that made its name resolve to the listener's address sends `Host:
@@ -15,11 +14,9 @@ const ROUTES = ['/_guard/v1/decisions', '/_guard/', '/_guard/v1/check/team/app/1
 const FOREIGN = ['evil.example', 'evil.example:9464', 'EVIL.example.', 'localhost.evil.example', '127.0.0.1.nip.io', 'guard.registry.svc.evil.example']
 
 t.test('the admin listeners refuse a foreign Host on every route, and answer their own names', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   // No admin token: the CLI's default, and the case a rebinding page would exploit.
-  const proxy = await startProxy(registry.url, { admin: { allowedHosts: ['guard.registry.svc'] } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { admin: { allowedHosts: ['guard.registry.svc'] } })
   const port = new URL(proxy.adminUrl).port
   const lookups = async (): Promise<string> => (await rawRequest(proxy.adminUrl, 'GET', '/metrics')).body.toString().split('\n').filter((l) => l.startsWith('manifest_guard_upstream_lookups_total')).join('\n')
   const before = await lookups()
@@ -52,8 +49,7 @@ t.test('the admin listeners refuse a foreign Host on every route, and answer the
   })
 
   t.test('with the API on a listener of its own, both listeners keep the guard', async (t) => {
-    const split = await startProxy(registry.url, { admin: { apiListen: '127.0.0.1:0' } })
-    t.teardown(() => split.close())
+    const split = await proxyFor(t, registry.url, { admin: { apiListen: '127.0.0.1:0' } })
     for (const [url, path] of [
       [split.adminUrl, '/metrics'],
       [split.apiUrl!, '/_guard/v1/decisions'],

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { request } from 'undici'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { basic, errorsOf, pushChildren, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The admin token rule (Bearer for tools, the Basic password for browsers) for the API and
 // the decisions page alike, the page's answers to bad filters, and the page on the API's own
@@ -12,10 +11,8 @@ import { basic, errorsOf, pushChildren, putManifest } from '../helpers/registry-
 const TOKEN = 'listeners-admin-token'
 
 t.test('the decisions page and the API: one token rule, on the API listener', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { admin: { token: TOKEN, apiListen: '127.0.0.1:0' } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { admin: { token: TOKEN, apiListen: '127.0.0.1:0' } })
   const apiUrl = proxy.apiUrl!
 
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'listeners' })

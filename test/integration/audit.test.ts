@@ -4,10 +4,9 @@ import { join } from 'node:path'
 import t from 'tap'
 import { startFakeRegistry } from '../helpers/fake-registry.js'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { pushImage, putManifest } from '../helpers/registry-http.js'
 import { freePort, waitFor } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Rejections reach the JSON Lines file and the webhook; a webhook that is slow or down never
 // delays a push, and its failures are counted.
@@ -22,8 +21,7 @@ function metricValue(text: string, name: string, labels: string): number {
 }
 
 t.test('the JSONL file and the webhook both receive the rejection', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   await pushImage(registry.url, 'team/app', amd)
   const received: { headers: Record<string, unknown>; body: Record<string, unknown> }[] = []
   const receiver = await startFakeRegistry((req, res) => {
@@ -34,8 +32,7 @@ t.test('the JSONL file and the webhook both receive the rejection', async (t) =>
   t.teardown(() => receiver.close())
   const dir = mkdtempSync(join(tmpdir(), 'mg-audit-'))
   const file = join(dir, 'audit.jsonl')
-  const proxy = await startProxy(registry.url, { audit: { file, fileMaxBytes: 4096, fileKeep: 2, webhookUrl: receiver.url, webhookToken: 'hook-secret' } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { audit: { file, fileMaxBytes: 4096, fileKeep: 2, webhookUrl: receiver.url, webhookToken: 'hook-secret' } })
 
   t.equal((await putManifest(proxy.url, 'team/app', '1', broken.manifest)).status, 400)
   t.equal((await putManifest(proxy.url, 'team/app', 'ok', buildIndex([amd]).manifest)).status, 201)
@@ -62,8 +59,7 @@ t.test('the JSONL file and the webhook both receive the rejection', async (t) =>
 })
 
 t.test('a slow webhook does not delay the push; a dead one is counted', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   await pushImage(registry.url, 'team/app', amd)
   // The webhook answers only when the test says so: the push must come back while it still
   // holds the delivery, however slow the machine. A push that waited for it would hang, and
@@ -79,8 +75,7 @@ t.test('a slow webhook does not delay the push; a dead one is counted', async (t
     answerWebhook()
     return sleeper.close()
   })
-  const slow = await startProxy(registry.url, { audit: { webhookUrl: sleeper.url, webhookTimeoutMs: 600_000 } })
-  t.teardown(() => slow.close())
+  const slow = await proxyFor(t, registry.url, { audit: { webhookUrl: sleeper.url, webhookTimeoutMs: 600_000 } })
   let timer: NodeJS.Timeout | undefined
   const hung = new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), 60_000)))
   const res = await Promise.race([putManifest(slow.url, 'team/app', '1', broken.manifest), hung])
@@ -91,8 +86,7 @@ t.test('a slow webhook does not delay the push; a dead one is counted', async (t
   answerWebhook()
   await slow.app.guard.audit.webhook?.drained()
 
-  const dead = await startProxy(registry.url, { audit: { webhookUrl: `http://127.0.0.1:${await freePort()}`, webhookRetries: 2, webhookTimeoutMs: 500 } })
-  t.teardown(() => dead.close())
+  const dead = await proxyFor(t, registry.url, { audit: { webhookUrl: `http://127.0.0.1:${await freePort()}`, webhookRetries: 2, webhookTimeoutMs: 500 } })
   t.equal((await putManifest(dead.url, 'team/app', '1', broken.manifest)).status, 400)
   await dead.app.guard.audit.webhook?.drained()
   const metrics = await (await fetch(`${dead.adminUrl}/metrics`)).text()

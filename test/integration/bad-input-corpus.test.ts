@@ -3,8 +3,8 @@ import t from 'tap'
 import { json, startFakeRegistry } from '../helpers/fake-registry.js'
 import { heapAfterGc } from '../helpers/heap.js'
 import { MT } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { rawRequest } from '../helpers/raw-http.js'
+import { proxyFor } from '../helpers/fixture.js'
 
 // The bad-input corpus against a running proxy in front of a stand-in registry that records
 // what reaches it. Every entry gets a clear 4xx OCI error in bounded time; the process keeps
@@ -60,8 +60,7 @@ const CORPUS: Entry[] = [
 t.test('the bad-input corpus', async (t) => {
   const fake = await startFakeRegistry((req, res) => json(res, req.method === 'PUT' ? 201 : 404, {}))
   t.teardown(() => fake.close())
-  const proxy = await startProxy(fake.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, fake.url)
   const heapBefore = heapAfterGc()
 
   for (const e of CORPUS) {

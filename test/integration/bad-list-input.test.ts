@@ -1,18 +1,15 @@
 import t from 'tap'
 import { buildImage, buildIndex, type BuiltIndex, MT, sha256 } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { rawRequest } from '../helpers/raw-http.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Bodies a list push must refuse with a clear 4xx OCI error, without harm to the process
 // and without the registry ever seeing them.
 
 t.test('bad list bodies get clear 4xx errors', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { validation: { maxDepth: 3, maxDescriptors: 20 } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { validation: { maxDepth: 3, maxDescriptors: 20 } })
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'bad-input' })
   await pushImage(registry.url, 'team/app', amd)
   const good = buildIndex([amd])

@@ -1,12 +1,11 @@
 import t from 'tap'
 import { assertOk, DockerCli, skopeoPull, skopeoPush } from '../helpers/clients.js'
 import { buildImage, buildIndex, ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { startRecordingRelay, tokenSubject } from '../helpers/recording-relay.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf } from '../helpers/registry-http.js'
 import { startTokenServer } from '../helpers/token-server.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // A real bearer-token flow: a token server the registry trusts, clients that fetch scoped
 // tokens, and the proxy in between. The validation uses the client's token and nothing
@@ -26,12 +25,10 @@ async function tokenFor(realm: string, service: string, user: string, password: 
 t.test('bearer tokens through the proxy', async (t) => {
   const tokens = await startTokenServer({ users: USERS })
   t.teardown(() => tokens.close())
-  const registry = await startRegistry({ token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t, { token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
   const relay = await startRecordingRelay(registry.url)
   t.teardown(() => relay.close())
-  const proxy = await startProxy(relay.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, relay.url)
   const alice = { user: 'alice', password: 'alice-pw' }
 
   t.test('skopeo pushes and pulls with tokens through the proxy', async (t) => {
@@ -81,8 +78,7 @@ t.test('bearer tokens through the proxy', async (t) => {
     // What a client pushing team/app holds: a token for team/app only.
     const token = await tokenFor(tokens.realm, tokens.service, 'alice', 'alice-pw', 'repository:team/app:pull,push')
     const list = buildIndex([amd])
-    const repairing = await startProxy(relay.url, { validation: { repair: 'copy-children' } })
-    t.teardown(() => repairing.close())
+    const repairing = await proxyFor(t, relay.url, { validation: { repair: 'copy-children' } })
     for (const [what, url] of [['the proxy', proxy.url], ['with repair: copy-children', repairing.url]] as const) {
       const res = await fetch(`${url}/v2/team/app/manifests/left`, { method: 'PUT', headers: { authorization: token, 'content-type': list.manifest.mediaType }, body: list.manifest.bytes })
       t.equal(res.status, 400, `${what}: refused`)

@@ -5,12 +5,12 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { type CheckIo, runCheck } from '../../src/check-command.js'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { CLI, spawnProxy, startProxy } from '../helpers/proxy.js'
+import { CLI, spawnProxy } from '../helpers/proxy.js'
 import { startRedis } from '../helpers/redis.js'
-import { startRegistry } from '../helpers/registry.js'
 import { basic, deleteManifest, pushChildren, pushImage, putManifest } from '../helpers/registry-http.js'
 import { startTokenServer } from '../helpers/token-server.js'
 import { type RunResult, run } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // `manifest-guard check` against a real registry: exit 0 when sound, 1 when broken (a child's
 // layer deleted after the list was pushed), the layer named; --json and --all-tags.
@@ -38,8 +38,7 @@ const checkSpawned = (args: string[], env: Record<string, string> = {}, input?: 
   run(process.execPath, [CLI, 'check', ...args], { env: { ...process.env, ...env }, timeoutMs: 60_000, ...(input === undefined ? {} : { input }) })
 
 t.test('check a list already in the registry', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check', layerCount: 2 })
   const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'check', layerCount: 2 })
   const list = buildIndex([amd, arm])
@@ -77,8 +76,7 @@ t.test('check a list already in the registry', async (t) => {
 })
 
 t.test('check with credentials', async (t) => {
-  const registry = await startRegistry({ users: { dana: 'dana-pw' } })
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t, { users: { dana: 'dana-pw' } })
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check-auth' })
   await pushImage(registry.url, 'team/app', amd, undefined, basic('dana', 'dana-pw'))
   await putManifest(registry.url, 'team/app', '1.0', buildIndex([amd]).manifest, basic('dana', 'dana-pw'))
@@ -93,8 +91,7 @@ t.test('check with credentials', async (t) => {
 
 t.test('a token server that cannot be reached is named as what failed, not as refused credentials', async (t) => {
   const tokens = await startTokenServer({ users: { ci: { password: 'ci-pw', grants: { 'team/**': ['pull', 'push'] } } } })
-  const registry = await startRegistry({ token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t, { token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
   const working = await check(['--username', 'ci', '--password-stdin', `${registry.host}/team/app:1.0`], {}, 'ci-pw\n')
   t.equal(working.code, 3, `with the token server up: the tag does not exist (${working.stdout}${working.stderr})`)
   t.match(working.stdout + working.stderr, 'does not exist')
@@ -106,8 +103,7 @@ t.test('a token server that cannot be reached is named as what failed, not as re
 })
 
 t.test("check reads the proxy's settings: its flags validated, its candidate repositories, its Redis ledger", async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const redis = await startRedis()
   t.teardown(() => redis.stop())
 
@@ -150,8 +146,7 @@ t.test("check reads the proxy's settings: its flags validated, its candidate rep
 })
 
 t.test('a list with only warnings is sound, with the warnings shown (it was NOT CHECKED, exit 3)', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check-warned' })
   await pushImage(registry.url, 'team/app', amd)
   t.equal((await putManifest(registry.url, 'team/app', '1.0', buildIndex([amd, amd]).manifest)).status, 201, 'the registry stores a list naming one child twice')
@@ -166,10 +161,8 @@ t.test('a list with only warnings is sound, with the warnings shown (it was NOT 
 t.test('a stale child that still exists: named from the Redis ledger of a config file, judged by validation.staleChild', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { ledger: { store: 'redis', redisUrl: redis.url } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { ledger: { store: 'redis', redisUrl: redis.url } })
   const old = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check-stale-old' })
   const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'check-stale' })
   const rebuilt = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'check-stale-new' })
@@ -201,8 +194,7 @@ t.test('a stale child that still exists: named from the Redis ledger of a config
 t.test('a bearer token comes from standard input or the environment, never a flag', async (t) => {
   const tokens = await startTokenServer({ users: { ci: { password: 'ci-pw', grants: { 'team/**': ['pull', 'push'] } } } })
   t.teardown(() => tokens.close())
-  const registry = await startRegistry({ token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t, { token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
   const scope = encodeURIComponent('repository:team/app:pull,push')
   const granted = await fetch(`${tokens.realm}?service=${tokens.service}&scope=${scope}`, { headers: { authorization: basic('ci', 'ci-pw') } })
   const token = ((await granted.json()) as { token: string }).token

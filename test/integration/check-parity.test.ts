@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { CLI, startProxy } from '../helpers/proxy.js'
+import { CLI } from '../helpers/proxy.js'
 import { startRedis } from '../helpers/redis.js'
-import { startRegistry } from '../helpers/registry.js'
 import { pushImage, putManifest } from '../helpers/registry-http.js'
 import { run } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // One list, one set of settings, three judges: GET /_guard/v1/check, `manifest-guard check`
 // and the proxy itself (the same list pushed again onto its tag). They share the Redis ledger
@@ -22,11 +22,9 @@ const arm64 = { os: 'linux', architecture: 'arm64' }
 t.test('the check API, manifest-guard check and the proxy judge a list alike', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const settings = { ledger: { store: 'redis', redisUrl: redis.url }, validation: { rules: [{ match: 'mirror/**', staleChild: 'warn' }] } }
-  const proxy = await startProxy(registry.url, settings)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, settings)
   const dir = mkdtempSync(join(tmpdir(), 'mg-parity-'))
   const file = join(dir, 'guard.yaml')
   writeFileSync(file, JSON.stringify(settings))

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { CLI, spawnProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { run } from '../helpers/tools.js'
+import { registryFor } from '../helpers/fixture.js'
 
 // The process entry as a user runs it.
 
@@ -40,8 +40,7 @@ t.test('--help lists every flag', async (t) => {
 })
 
 t.test('starts with --upstream and --listen, serves, and stops on SIGTERM', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const proxy = await spawnProxy(['--upstream', registry.url])
   const res = await fetch(`${proxy.url}/v2/`)
   t.equal(res.status, 200)

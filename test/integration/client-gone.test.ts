@@ -1,10 +1,9 @@
 import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import { buildImage, MT, sha256 } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { json } from '../helpers/real-world.js'
-import { startRegistry } from '../helpers/registry.js'
 import { waitFor } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // A client that disconnects mid-body is not an error of the proxy: whatever it was sending (a
 // blob chunk, a monolithic upload, a list the proxy reads whole before checking it), the proxy
@@ -51,10 +50,8 @@ function requestCounts(metrics: string, method: string): Record<string, number> 
 }
 
 t.test('a client that disconnects mid-body is not an error of the proxy', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { server: { bodyIdleTimeoutMs: 1_000 } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { server: { bodyIdleTimeoutMs: 1_000 } })
   const repo = 'team/app'
   const blob = Buffer.alloc(256 << 10, 5)
   const digest = sha256(blob)

@@ -1,8 +1,7 @@
 import t from 'tap'
 import { buildImage, buildIndex, MT, pseudoRandom, sha256 } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { rawRequest, type RawResponse } from '../helpers/raw-http.js'
-import { startRegistry } from '../helpers/registry.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The proxy must not change what a conformant client sees. The OCI distribution-spec
 // workflows (push, pull, content discovery, content management), request by request as the
@@ -123,10 +122,8 @@ function normalise(res: RawResponse, ctx: Ctx): Record<string, string> {
 }
 
 t.test('the registry answers the same, directly and through the proxy', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   // Names of one length, so bodies that contain them differ in nothing else.
   const direct: Ctx = { repo: 'conformance/aaaaaa', host: registry.host, location: '' }
   const proxied: Ctx = { repo: 'conformance/bbbbbb', host: proxy.host, location: '' }

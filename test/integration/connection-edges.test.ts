@@ -1,18 +1,15 @@
 import t from 'tap'
 import { answers, exchange } from '../helpers/raw-http.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { pushImage } from '../helpers/registry-http.js'
 import { buildImage } from '../helpers/oci-builder.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // How a client uses its connection, each sent as the same bytes straight to a real registry
 // and through the proxy: the answers (status lines and bodies) must be the same.
 
 t.test('connection edges, side by side with the registry', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const image = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'edges' })
   await pushImage(registry.url, 'edges/app', image, 'v1')
   const accept = `Accept: ${image.manifest.mediaType}\r\n`

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { rawRequest } from '../helpers/raw-http.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { buildImage, MT, pseudoRandom, sha256 } from '../helpers/oci-builder.js'
 import { pushBlob } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // No content type may change what reaches the registry: a body fastify could parse (JSON,
 // text) streams through untouched like any other, and so does one whose Content-Type fastify
@@ -29,10 +28,8 @@ const headersFor = (type: string | undefined): Record<string, string> => (type =
 const label = (type: string | undefined): string => (type === undefined ? 'no Content-Type' : JSON.stringify(type.length > 40 ? `${type.slice(0, 40)}…` : type))
 
 t.test('a request body with Content-Type text/plain', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   for (const [i, type] of TYPES.entries()) {
     // Two megabytes: past fastify's 1 MiB body limit too.
     const body = pseudoRandom(`content-type ${i}`, 2 << 20)
@@ -59,10 +56,8 @@ t.test('a request body with Content-Type text/plain', async (t) => {
 })
 
 t.test('a manifest PUT under any Content-Type gets the registry answer', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const image = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'manifest content types' })
   for (const [i, type] of [MT.ociManifest, `${MT.ociManifest}; charset=utf-8`, ...TYPES].entries()) {
     const answers: { status: number; digest: unknown }[] = []

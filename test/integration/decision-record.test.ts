@@ -1,9 +1,8 @@
 import t from 'tap'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { isJsonObject, type JsonValue, parseJsonTree } from '../../src/oci/json-tree.js'
 import { basic, errorsOf, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Every list push decision is one structured record; credentials appear in none of them.
 
@@ -11,10 +10,8 @@ const USER = 'carol'
 const PASSWORD = 'Very-Secret-Pa55'
 
 t.test('one decision record per rejected push, with every field, and no credentials anywhere', async (t) => {
-  const registry = await startRegistry({ users: { [USER]: PASSWORD } })
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t, { users: { [USER]: PASSWORD } })
+  const proxy = await proxyFor(t, registry.url)
   const auth = basic(USER, PASSWORD)
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'record' })
   const gone = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'record' })
@@ -85,10 +82,8 @@ t.test('one decision record per rejected push, with every field, and no credenti
 })
 
 t.test('every log line is one JSON object with each key once', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'keys-once' })
   await pushImage(proxy.url, 'team/app', amd)
   await putManifest(proxy.url, 'team/app', 'good', buildIndex([amd]).manifest)

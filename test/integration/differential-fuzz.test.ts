@@ -1,7 +1,6 @@
 import t from 'tap'
 import { fuzz, seedRegistry } from '../helpers/push-fuzzer.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The standing differential fuzzer, bounded run (the long run: npm run fuzz -- SEED CASES).
 // Generated manifest PUTs go straight to one registry and through the proxy to another, both
@@ -12,12 +11,9 @@ t.test('manifest PUTs: the registry is the oracle', async (t) => {
   const seed = Number(process.env['FUZZ_SEED'] ?? Date.now() % 1_000_000)
   const cases = Number(process.env['FUZZ_CASES'] ?? 300)
   t.comment(`seed ${seed} (FUZZ_SEED=${seed} repeats this run), ${cases} cases`)
-  const direct = await startRegistry()
-  t.teardown(() => direct.stop())
-  const behind = await startRegistry()
-  t.teardown(() => behind.stop())
-  const proxy = await startProxy(behind.url)
-  t.teardown(() => proxy.close())
+  const direct = await registryFor(t)
+  const behind = await registryFor(t)
+  const proxy = await proxyFor(t, behind.url)
   const pool = await seedRegistry(direct.url)
   t.same(await seedRegistry(behind.url), pool, 'both registries hold the same content')
 

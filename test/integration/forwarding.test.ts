@@ -1,9 +1,9 @@
 import t from 'tap'
 import { request } from 'undici'
 import { json, startFakeRegistry } from '../helpers/fake-registry.js'
-import { startProxy } from '../helpers/proxy.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { freePort } from '../helpers/tools.js'
+import { proxyFor } from '../helpers/fixture.js'
 
 // What the proxy tells the registry about the client, and how it points clients back at
 // itself. A stand-in registry that ignores X-Forwarded-* answers with its own absolute URLs.
@@ -21,8 +21,7 @@ t.test('Location and forwarded headers', async (t) => {
   t.teardown(() => fake.close())
 
   t.test('untrusted: the client address wins, forwarded headers from the client are replaced', async (t) => {
-    const proxy = await startProxy(fake.url)
-    t.teardown(() => proxy.close())
+    const proxy = await proxyFor(t, fake.url)
     const res = await request(`${proxy.url}/v2/app/blobs/uploads/`, {
       method: 'POST',
       headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', forwarded: 'host=evil.example', authorization: 'Bearer abc.def.ghi' },
@@ -40,8 +39,7 @@ t.test('Location and forwarded headers', async (t) => {
   })
 
   t.test('trusted (behind an ingress): X-Forwarded-Host/Proto name the public address', async (t) => {
-    const proxy = await startProxy(fake.url, { trustForwardedHeaders: true })
-    t.teardown(() => proxy.close())
+    const proxy = await proxyFor(t, fake.url, { trustForwardedHeaders: true })
     const res = await request(`${proxy.url}/v2/app/blobs/uploads/`, {
       method: 'POST',
       headers: { 'x-forwarded-host': 'registry.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-for': '10.1.2.3' },
@@ -55,8 +53,7 @@ t.test('Location and forwarded headers', async (t) => {
   })
 
   t.test('Expect and hop-by-hop headers are not forwarded', async (t) => {
-    const proxy = await startProxy(fake.url)
-    t.teardown(() => proxy.close())
+    const proxy = await proxyFor(t, fake.url)
     const res = await request(`${proxy.url}/v2/app/blobs/uploads/`, { method: 'POST', headers: { 'proxy-authorization': 'Basic eDp5', te: 'trailers' } })
     await res.body.dump()
     const seen = fake.requests.at(-1)!
@@ -67,8 +64,7 @@ t.test('Location and forwarded headers', async (t) => {
 
 t.test('an unreachable registry gets a prompt OCI error, not a hang', async (t) => {
   const port = await freePort()
-  const proxy = await startProxy(`http://127.0.0.1:${port}`)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, `http://127.0.0.1:${port}`)
   const res = await request(`${proxy.url}/v2/app/manifests/latest`, { headersTimeout: 10_000 })
   const body = (await res.body.json()) as { errors: { code: string; message: string }[] }
   t.equal(res.statusCode, 502)
@@ -92,8 +88,7 @@ t.test('a registry that answers 503 is shown as is, not retried behind the clien
     res.end(body)
   })
   t.teardown(() => fake.close())
-  const proxy = await startProxy(fake.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, fake.url)
   const res = await request(`${proxy.url}/v2/app/manifests/latest`)
   await res.body.dump()
   t.equal(res.statusCode, 503)
@@ -104,8 +99,7 @@ t.test('a registry that answers 503 is shown as is, not retried behind the clien
 t.test('path tricks are refused before they reach the registry', async (t) => {
   const fake = await startFakeRegistry((_req, res) => json(res, 200, {}))
   t.teardown(() => fake.close())
-  const proxy = await startProxy(fake.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, fake.url)
   for (const path of ['/v2/app/%2e%2e/secret/manifests/latest', '/v2/app/manifests%2Flatest', '/v2/a/../b/manifests/latest', '/v2/app/blobs/uploads/%E0%A4%A']) {
     const res = await rawRequest(proxy.url, 'GET', path)
     const body = JSON.parse(res.body.toString()) as { errors: { code: string }[] }

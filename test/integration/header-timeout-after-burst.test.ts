@@ -2,9 +2,8 @@ import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import { request } from 'undici'
 import { blob, MT, sha256 } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Regression for part 12, item 7: a client that never finishes its headers, arriving after a
 // burst of hostile traffic, was reported not cut off within 95 s (30 s on an idle proxy). The
@@ -43,10 +42,8 @@ function closing(s: Socket, limitMs: number): Promise<{ ms: number; said: string
 }
 
 t.test('after a hostile burst, a client that never finishes its headers is still cut at server.headersTimeoutMs', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { server: { headersTimeoutMs: HEADERS_TIMEOUT_MS } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { server: { headersTimeoutMs: HEADERS_TIMEOUT_MS } })
   const held: Socket[] = []
   t.teardown(() => held.forEach((s) => s.destroy()))
 

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { startRecordingRelay } from '../helpers/recording-relay.js'
-import { startRegistry } from '../helpers/registry.js'
 import { deleteManifest, errorsOf, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The safety net for a race the proxy cannot close: a child is deleted between the proxy's
 // lookups (all present, the list is forwarded) and the registry's own check of the list. The
@@ -11,8 +10,7 @@ import { deleteManifest, errorsOf, pushImage, putManifest } from '../helpers/reg
 // again and answer why, naming the child, instead of passing that on.
 
 t.test('a list whose child is deleted behind the proxy after it checked is refused with an explanation', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'race' })
   const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'race' })
   const gone = arm.manifest.digest
@@ -25,8 +23,7 @@ t.test('a list whose child is deleted behind the proxy after it checked is refus
     },
   })
   t.teardown(() => relay.close())
-  const proxy = await startProxy(relay.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, relay.url)
   await pushImage(proxy.url, 'team/app', amd, '1.0-amd64')
   await pushImage(proxy.url, 'team/app', arm, '1.0-arm64')
 

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { request } from 'undici'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { pushChildren, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The admin listener: Prometheus metrics that move with the traffic, recent decisions with
 // filters, and the token that guards the API.
@@ -14,10 +13,8 @@ function value(text: string, series: string): number {
 }
 
 t.test('metrics move as lists are pushed', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { admin: { token: 'admin-secret' } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { admin: { token: 'admin-secret' } })
   const scrape = async () => (await (await fetch(`${proxy.adminUrl}/metrics`)).text())
 
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'metrics', layerCount: 2 })
@@ -85,10 +82,8 @@ t.test('metrics move as lists are pushed', async (t) => {
 })
 
 t.test('with admin.apiListen the API has a listener of its own and admin.listen serves /metrics only', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { admin: { apiListen: '127.0.0.1:0', token: 'api-secret' } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { admin: { apiListen: '127.0.0.1:0', token: 'api-secret' } })
   t.ok(proxy.apiUrl !== undefined && proxy.apiUrl !== proxy.adminUrl, 'two listeners')
   t.equal((await fetch(`${proxy.adminUrl}/metrics`)).status, 200, '/metrics on admin.listen')
   const hidden = await fetch(`${proxy.adminUrl}/_guard/v1/decisions`, { headers: { authorization: 'Bearer api-secret' } })
@@ -99,10 +94,8 @@ t.test('with admin.apiListen the API has a listener of its own and admin.listen 
 })
 
 t.test('/readyz and /healthz on the admin port too (where the chart probes): ready without asking the registry', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   for (const probe of ['/readyz', '/healthz']) {
     t.equal((await fetch(`${proxy.adminUrl}${probe}`)).status, 200, `${probe} on the admin port`)
     t.equal((await fetch(`${proxy.url}${probe}`)).status, 200, `${probe} on the proxy port`)

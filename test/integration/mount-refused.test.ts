@@ -3,18 +3,15 @@ import { request } from 'undici'
 import { assertOk, DockerCli, skopeoPush } from '../helpers/clients.js'
 import { buildImage, ociLayoutRef } from '../helpers/oci-builder.js'
 import { pushImage } from '../helpers/registry-http.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // docker copies children from other repositories by mounting their blobs; when a source blob
 // is gone the registry opens a plain upload instead and docker aborts with "error mounting".
 // Through the proxy docker says why; other clients still get the 202 and upload the blob.
 
 t.test('a refused cross-repository mount', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const docker = new DockerCli()
   t.teardown(() => docker.cleanup())
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'mount' })
@@ -41,10 +38,8 @@ t.test('a refused cross-repository mount', async (t) => {
 })
 
 t.test('a Windows image whose foreign layer can never be mounted: docker manifest push works as it does straight to the registry', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const docker = new DockerCli()
   t.teardown(() => docker.cleanup())
   const win = buildImage({ platform: { os: 'windows', architecture: 'amd64' }, seed: 'win-mount', format: 'docker', foreignLayer: true })
@@ -65,10 +60,8 @@ t.test('a Windows image whose foreign layer can never be mounted: docker manifes
 })
 
 t.test("the docker engine's and other clients' refused mounts keep the registry's 202", async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const image = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'engine-mount' })
   await pushImage(registry.url, 'team/src', image, '1.0')
   const gone = image.layers[0]!.digest

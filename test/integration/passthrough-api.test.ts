@@ -4,23 +4,20 @@ import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
 import { blob, pseudoRandom, sha256 } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest, pushBlob, putManifest } from '../helpers/registry-http.js'
 import { tcpCounter } from '../helpers/tcp-counter.js'
 import { requireTool, run } from '../helpers/tools.js'
 import { buildImage } from '../helpers/oci-builder.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The registry API through the proxy, request by request: chunked uploads, cross-repo
 // mounts, Range reads, tag listing, deletes, large curl uploads, and connection reuse.
 
 t.test('registry API workflows pass through unchanged', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const relay = await tcpCounter(registry.port)
   t.teardown(() => relay.close())
-  const proxy = await startProxy(relay.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, relay.url)
   const base = proxy.url
 
   t.test('chunked upload: POST, PATCH, PATCH, PUT', async (t) => {

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { assertOk, type Creds, ContainersTool } from '../helpers/clients.js'
 import { ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { basic, getManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // buildah and podman: `manifest push --all` of a two-platform list through the proxy, with
 // and without htpasswd auth, then pull a platform back through it.
@@ -13,10 +12,8 @@ const creds: Creds = { user: 'builder', password: 'pa55-word' }
 for (const tool of ['buildah', 'podman'] as const) {
   for (const auth of [false, true]) {
     t.test(`${tool} manifest push --all ${auth ? 'with' : 'without'} auth`, async (t) => {
-      const registry = await startRegistry(auth ? { users: { [creds.user]: creds.password } } : {})
-      t.teardown(() => registry.stop())
-      const proxy = await startProxy(registry.url)
-      t.teardown(() => proxy.close())
+      const registry = await registryFor(t, auth ? { users: { [creds.user]: creds.password } } : {})
+      const proxy = await proxyFor(t, registry.url)
       const cli = new ContainersTool(tool)
       t.teardown(() => cli.cleanup())
       const credArgs = auth ? ['--creds', `${creds.user}:${creds.password}`] : []

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { assertOk, type Creds, DockerCli, skopeoPush } from '../helpers/clients.js'
 import { ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { basic, getManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The docker CLI's daemon-free manifest commands through the proxy: create a list from
 // platform images pushed before, push it, inspect it; with and without htpasswd auth.
@@ -12,10 +11,8 @@ const creds: Creds = { user: 'dev', password: 's3cret-pw' }
 
 for (const auth of [false, true]) {
   t.test(`docker manifest create/push/inspect ${auth ? 'with' : 'without'} auth`, async (t) => {
-    const registry = await startRegistry(auth ? { users: { [creds.user]: creds.password } } : {})
-    t.teardown(() => registry.stop())
-    const proxy = await startProxy(registry.url)
-    t.teardown(() => proxy.close())
+    const registry = await registryFor(t, auth ? { users: { [creds.user]: creds.password } } : {})
+    const proxy = await proxyFor(t, registry.url)
     const docker = new DockerCli()
     t.teardown(() => docker.cleanup())
     if (auth) docker.login(proxy.host, creds)

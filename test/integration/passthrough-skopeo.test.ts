@@ -3,18 +3,15 @@ import { join } from 'node:path'
 import t from 'tap'
 import { assertOk, skopeoPull, skopeoPush } from '../helpers/clients.js'
 import { contentsOf, ociLayoutRef, sha256, twoPlatformIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // skopeo pushes and pulls multi-platform images through the proxy with the same results as
 // direct: same digests stored, every byte read back intact.
 
 t.test('skopeo copy --all through the proxy', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
 
   for (const format of ['oci', 'v2s2'] as const) {
     const { index } = twoPlatformIndex(`skopeo-${format}`)

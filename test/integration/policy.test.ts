@@ -3,8 +3,8 @@ import { json, startFakeRegistry } from '../helpers/fake-registry.js'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { rawRequest } from '../helpers/raw-http.js'
-import { startRegistry } from '../helpers/registry.js'
 import { basic, errorsOf, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Modes and policies: enforce, warn, off, per-repository rules, and what happens when the
 // proxy cannot look (lookups failing, timing out, or refused for the client's credentials).
@@ -14,8 +14,7 @@ const missing = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, s
 const broken = buildIndex([amd, missing])
 
 t.test('modes and per-repository rules', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   for (const repo of ['strict/app', 'lenient/app', 'wild/app']) await pushImage(registry.url, repo, amd)
   const proxy = await startProxy(registry.url, {
     validation: {
@@ -52,8 +51,7 @@ t.test('a registry that does not validate lists: the proxy still catches them', 
     return json(res, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'manifest unknown' }] })
   })
   t.teardown(() => fake.close())
-  const proxy = await startProxy(fake.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, fake.url)
   const res = await putManifest(proxy.url, 'team/app', '1', broken.manifest)
   t.equal(res.status, 400)
   const errors = await errorsOf(res)
@@ -71,8 +69,7 @@ t.test('lookups that fail: 503 with Retry-After, or forward when configured', as
   })
   t.teardown(() => fake.close())
 
-  const proxy = await startProxy(fake.url, { validation: { retryAfterSeconds: 7, timeoutMs: 300 } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, fake.url, { validation: { retryAfterSeconds: 7, timeoutMs: 300 } })
   const res = await putManifest(proxy.url, 'team/app', '1', broken.manifest)
   t.equal(res.status, 503, 'never a silent accept')
   t.equal(res.headers.get('retry-after'), '7')
@@ -85,8 +82,7 @@ t.test('lookups that fail: 503 with Retry-After, or forward when configured', as
   t.match((await errorsOf(timedOut))[0]?.message, /within 300 ms/)
   slow = false
 
-  const forwarding = await startProxy(fake.url, { validation: { onLookupFailure: 'forward' } })
-  t.teardown(() => forwarding.close())
+  const forwarding = await proxyFor(t, fake.url, { validation: { onLookupFailure: 'forward' } })
   const forwarded = await putManifest(forwarding.url, 'team/app', '3', broken.manifest)
   t.equal(forwarded.status, 201, 'forwarded unverified')
   const record = forwarding.logs.find((r) => r['event'] === 'push.unverified')[0]
@@ -94,11 +90,9 @@ t.test('lookups that fail: 503 with Retry-After, or forward when configured', as
 })
 
 t.test('credentials that cannot read: the registry challenges, the proxy says nothing', async (t) => {
-  const registry = await startRegistry({ users: { alice: 'alice-pw' } })
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t, { users: { alice: 'alice-pw' } })
   await pushImage(registry.url, 'team/app', amd, undefined, basic('alice', 'alice-pw'))
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url)
 
   const anonymous = await rawRequest(proxy.url, 'PUT', '/v2/team/app/manifests/1', { 'content-type': broken.manifest.mediaType }, broken.manifest.bytes)
   t.equal(anonymous.status, 401, "the registry's own challenge")

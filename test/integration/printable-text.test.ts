@@ -4,9 +4,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import { request } from 'undici'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, getManifest, pushChildren, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Control characters and bidi overrides from a pushed body come out escaped (`\u202e`,
 // `\u001b`) wherever they become text: the client's message, the log record, the audit record,
@@ -34,13 +33,10 @@ function strings(value: unknown): string[] {
 }
 
 t.test('control and bidi characters of a body come out escaped everywhere they become text', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const direct = await startRegistry()
-  t.teardown(() => direct.stop())
+  const registry = await registryFor(t)
+  const direct = await registryFor(t)
   const audit = join(mkdtempSync(join(tmpdir(), 'mg-printable-')), 'audit.jsonl')
-  const proxy = await startProxy(registry.url, { audit: { file: audit } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { audit: { file: audit } })
 
   const present = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'printable-present' })
   const missing = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'printable-missing' })

@@ -4,8 +4,6 @@ import { join } from 'node:path'
 import t from 'tap'
 import { Agent, request } from 'undici'
 import { twoPlatformIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, pushChildren, putManifest } from '../helpers/registry-http.js'
 import { selfSignedCert } from '../helpers/tls-cert.js'
 import { freePort, requireTool, stopProcess, waitFor } from '../helpers/tools.js'
@@ -13,6 +11,7 @@ import { loadConfig } from '../../src/config/load.js'
 import { createLedger } from '../../src/proxy/services.js'
 import type { PushRecord } from '../../src/ledger/push-record.js'
 import type { Digest } from '../../src/oci/digest.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // A registry whose certificate a private CA signed (issue 23: Harbor with internal TLS, a
 // registry behind a company CA). Without caFile the proxy cannot reach it; with caFile the
@@ -21,17 +20,14 @@ import type { Digest } from '../../src/oci/digest.js'
 
 t.test('caFile: an HTTPS registry behind a private CA', async (t) => {
   const ca = await selfSignedCert('mg-private-ca-')
-  const registry = await startRegistry({ tls: { cert: ca.cert, key: ca.key } })
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t, { tls: { cert: ca.cert, key: ca.key } })
 
-  const untrusting = await startProxy(registry.url)
-  t.teardown(() => untrusting.close())
+  const untrusting = await proxyFor(t, registry.url)
   const refused = await fetch(`${untrusting.url}/v2/`)
   await refused.arrayBuffer()
   t.equal(refused.status, 502, 'without caFile the registry is not trusted')
 
-  const proxy = await startProxy(registry.url, { caFile: ca.cert })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { caFile: ca.cert })
   const base = await fetch(`${proxy.url}/v2/`)
   await base.arrayBuffer()
   t.equal(base.status, 200, 'with caFile the pass-through reaches it')

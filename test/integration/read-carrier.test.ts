@@ -6,10 +6,9 @@ import { Agent, request } from 'undici'
 import { hashDownload, largeBlob } from '../helpers/blob-stream.js'
 import { selfSignedCert } from '../helpers/tls-cert.js'
 import { buildImage } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { pushImage, putManifest } from '../helpers/registry-http.js'
 import { answers, exchange } from '../helpers/raw-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The read carrier (src/proxy/read-carrier.ts) carries the fast lane's GETs and HEADs over raw
 // registry connections. What a client sees must not change: bodies byte for byte, Range and
@@ -34,10 +33,8 @@ async function pushLarge(base: string, repo: string, size: number, seed: string)
 const hashOf = (url: string, init: { headers?: Record<string, string>; dispatcher?: Agent } = {}): ReturnType<typeof hashDownload> => hashDownload(url, { ...init, headersTimeout: 60_000, bodyTimeout: 60_000 })
 
 t.test('blobs, ranges, 304 and HEAD through the carrier, on kept-alive registry connections', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const carrier = proxy.app.readCarrier
   t.not(carrier, null, 'a plain-HTTP registry gets the carrier')
   const digest = await pushLarge(registry.url, 'carrier/big', 48 * MiB + 12345, 'carrier-big')
@@ -79,10 +76,8 @@ t.test('blobs, ranges, 304 and HEAD through the carrier, on kept-alive registry 
 })
 
 t.test('clients that leave mid-download leave no registry connection behind', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const pool = proxy.app.readCarrier!.pool
   const digest = await pushLarge(registry.url, 'carrier/abort', 32 * MiB, 'carrier-abort')
 
@@ -109,10 +104,8 @@ t.test('clients that leave mid-download leave no registry connection behind', as
 
 t.test('downloads over the proxy’s own TLS', async (t) => {
   const { cert, key } = await selfSignedCert('mg-carrier-tls-')
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { tls: { cert, key } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { tls: { cert, key } })
   const agent = new Agent({ connect: { ca: readFileSync(cert) } })
   t.teardown(() => agent.close())
   const digest = await pushLarge(registry.url, 'carrier/tls', 24 * MiB + 7, 'carrier-tls')
@@ -202,8 +195,7 @@ t.test('answers only a stand-in gives: chunked, repeated headers, redirects, idl
   })
   const registryUrl = registry.url
   t.teardown(() => registry.close())
-  const proxy = await startProxy(registry.url, { upstreamTimeouts: { headersMs: 500, bodyMs: 500 } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { upstreamTimeouts: { headersMs: 500, bodyMs: 500 } })
 
   const chunked = await request(`${proxy.url}/v2/chunked/manifests/latest`)
   t.equal(chunked.statusCode, 200)
@@ -261,8 +253,7 @@ t.test('a registry that is down: a prompt 502', async (t) => {
   const registry = await startRawRegistry(() => {})
   const url = registry.url
   await registry.close()
-  const proxy = await startProxy(url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, url)
   const res = await request(`${proxy.url}/v2/x/manifests/latest`)
   const body = (await res.body.json()) as { errors: { code: string; message: string }[] }
   t.equal(res.statusCode, 502)
@@ -270,10 +261,8 @@ t.test('a registry that is down: a prompt 502', async (t) => {
 })
 
 t.test("reads that carry a body get the registry's answers, and the next request on the connection its own", async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { server: { headersTimeoutMs: 2_000 } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { server: { headersTimeoutMs: 2_000 } })
   const cases = [
     ['GET with a Content-Length body', 'GET /v2/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /v2/none/tags/list HTTP/1.1\r\nHost: x\r\n\r\n'],
     ['HEAD with a Content-Length body', 'HEAD /v2/none/manifests/latest HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /v2/none/tags/list HTTP/1.1\r\nHost: x\r\n\r\n'],
@@ -287,10 +276,8 @@ t.test("reads that carry a body get the registry's answers, and the next request
 })
 
 t.test('a listing the registry sends chunked reaches the client byte for byte, asked once', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const image = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'many-tags' })
   await pushImage(registry.url, 'carrier/tags', image)
   // Enough tags that distribution's answer outgrows Go's response buffer and goes chunked.
@@ -311,11 +298,9 @@ t.test('a listing the registry sends chunked reaches the client byte for byte, a
 })
 
 t.test('a pipelining client that leaves leaves no registry connection or read slot behind', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   // Two read slots: two answers held for ever would lock this client out.
-  const proxy = await startProxy(registry.url, { server: { maxReadsPerClient: 2 } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { server: { maxReadsPerClient: 2 } })
   const pool = proxy.app.readCarrier!.pool
   const digest = await pushLarge(registry.url, 'carrier/pipelined', 8 * MiB, 'carrier-pipelined')
 
@@ -349,8 +334,7 @@ t.test('a pipelining client that leaves during a handed-over (close-delimited) a
     socket.end()
   })
   t.teardown(() => registry.close())
-  const proxy = await startProxy(registry.url, { server: { maxReadsPerClient: 2 } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { server: { maxReadsPerClient: 2 } })
   const reads = proxy.app.guard.passthroughReads
 
   const { port } = new URL(proxy.url)

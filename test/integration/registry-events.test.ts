@@ -2,10 +2,9 @@ import t from 'tap'
 import { request } from 'undici'
 import { assertOk, skopeoPush } from '../helpers/clients.js'
 import { buildImage, buildIndex, ociLayoutRef } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, putManifest } from '../helpers/registry-http.js'
 import { freePort, waitFor } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Pushes that bypass the proxy still reach the ledger through the registry's own
 // notifications, so a later stale list that names them is diagnosed as stale.
@@ -14,10 +13,8 @@ const TOKEN = 'events-shared-token'
 
 t.test('a direct push reaches the ledger through registry notifications', async (t) => {
   const adminPort = await freePort()
-  const registry = await startRegistry({ notify: { url: `http://127.0.0.1:${adminPort}/_guard/v1/events`, token: TOKEN } })
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { admin: { listen: `127.0.0.1:${adminPort}` }, registryEvents: { token: TOKEN } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t, { notify: { url: `http://127.0.0.1:${adminPort}/_guard/v1/events`, token: TOKEN } })
+  const proxy = await proxyFor(t, registry.url, { admin: { listen: `127.0.0.1:${adminPort}` }, registryEvents: { token: TOKEN } })
   const ledger = proxy.app.guard.ledger
 
   const old = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'events-old' })

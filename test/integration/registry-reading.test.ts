@@ -1,10 +1,9 @@
 import t from 'tap'
 import { blob, buildImage, buildIndex, MT } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { json } from '../helpers/real-world.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, getManifest, pushBlob, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // One reading of every push: the proxy decides on exactly what the registry will store. Each
 // case is sent straight to a real registry (distribution 2.8.2), which stores a list whose
@@ -17,10 +16,8 @@ const wire = (s: string): string => Buffer.from(s, 'utf8').toString('latin1')
 const errorBody = (body: Buffer): { code: string; message: string }[] => (JSON.parse(body.toString()) as { errors: { code: string; message: string }[] }).errors
 
 t.test('Content-Types that Go folds into a list type', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'go-folds', layerCount: 2 })
   await pushImage(registry.url, 'team/app', arm)
   t.equal((await fetch(`${registry.url}/v2/team/app/blobs/${arm.layers[1]!.digest}`, { method: 'DELETE' })).status, 202, 'a layer of the child deleted')
@@ -71,10 +68,8 @@ t.test('Content-Types that Go folds into a list type', async (t) => {
 })
 
 t.test('an index entry whose media type is not a manifest type', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'entry-types', layerCount: 2 })
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'entry-types' })
   await pushImage(registry.url, 'team/app', arm)
@@ -117,10 +112,8 @@ t.test('an index entry whose media type is not a manifest type', async (t) => {
 })
 
 t.test('a cached child is read from its bytes, not from how it was pushed', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'cache-bytes', layerCount: 2 })
   for (const b of [arm.config, ...arm.layers]) await pushBlob(proxy.url, 'team/app', b)
   // A child image manifest without a mediaType field: the Content-Type alone says what it is.

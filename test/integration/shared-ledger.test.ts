@@ -2,11 +2,11 @@ import t from 'tap'
 import { request } from 'undici'
 import { assertOk, DockerCli, skopeoPush } from '../helpers/clients.js'
 import { buildImage, buildIndex, ociLayoutRef } from '../helpers/oci-builder.js'
-import { spawnProxy, startProxy } from '../helpers/proxy.js'
+import { spawnProxy } from '../helpers/proxy.js'
 import { startRedis } from '../helpers/redis.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, pushImage, putManifest } from '../helpers/registry-http.js'
 import { freePort } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Several replicas behind one Service share the push ledger in Redis: the children go
 // through one replica, the stale list through another, and the diagnosis still knows.
@@ -14,8 +14,7 @@ import { freePort } from '../helpers/tools.js'
 t.test('two proxy processes sharing one redis-server', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const args = ['--upstream', registry.url, '--ledger-store', 'redis', '--ledger-redis-url', redis.url]
   const a = await spawnProxy(args)
   t.teardown(() => a.stop())
@@ -40,10 +39,8 @@ t.test('two proxy processes sharing one redis-server', async (t) => {
 })
 
 t.test('with Redis down, image pushes still work, list pushes fail closed, and the failure is logged and counted', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { ledger: { store: 'redis', redisUrl: `redis://127.0.0.1:${await freePort()}/0`, redisTimeoutMs: 200 } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { ledger: { store: 'redis', redisUrl: `redis://127.0.0.1:${await freePort()}/0`, redisTimeoutMs: 200 } })
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'no-redis' })
   const gone = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'no-redis' })
   await pushImage(proxy.url, 'team/app', amd, '1.0-amd64')

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { type Blob, blob, buildImage, buildIndex, type BuiltImage, type BuiltIndex, type Descriptor, MT, pseudoRandom, sha256 } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { artifact, buildkitCache, emptyLayerImage, goNilLayers, json, zstdVariant } from '../helpers/real-world.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest, pushBlob, pushChildren, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The sound-push corpus: real-world push shapes the registry stores, each pushed with the same
 // requests straight to the registry and through the proxy (default settings). The proxy must
@@ -312,10 +311,8 @@ const cases: Case[] = [
 
 t.test('sound pushes: the same answer straight to the registry and through the proxy', async (t) => {
   t.ok(cases.length >= 25, `${cases.length} shapes`)
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   for (const [i, c] of cases.entries()) {
     await t.test(c.name, async (t) => {
       const outcomes: { status: number; text: string; stored: string | null }[] = []

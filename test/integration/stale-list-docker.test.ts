@@ -2,8 +2,8 @@ import t from 'tap'
 import { assertOk, DockerCli, skopeoPush } from '../helpers/clients.js'
 import { buildImage, ociLayoutRef } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The stale-list story with the real docker CLI (docs/clients.md): the platform image is
 // rebuilt and re-pushed, but `docker manifest create --amend` reuses the old child digests it
@@ -14,10 +14,8 @@ const arm64 = { os: 'linux', architecture: 'arm64' }
 
 for (const format of ['oci', 'v2s2'] as const) {
   t.test(`${format}: stale list after the old child was garbage-collected`, async (t) => {
-    const registry = await startRegistry()
-    t.teardown(() => registry.stop())
-    const proxy = await startProxy(registry.url)
-    t.teardown(() => proxy.close())
+    const registry = await registryFor(t)
+    const proxy = await proxyFor(t, registry.url)
     const docker = new DockerCli()
     t.teardown(() => docker.cleanup())
     const repo = `${proxy.host}/team/app`
@@ -62,8 +60,7 @@ for (const format of ['oci', 'v2s2'] as const) {
 }
 
 t.test('stale list while the old child still exists', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
 
   const story = async (values: Record<string, unknown>) => {
     const proxy = await startProxy(registry.url, values)

@@ -1,9 +1,9 @@
 import t, { type Test } from 'tap'
 import { assertOk, ContainersTool, DockerCli, skopeo, skopeoPush } from '../helpers/clients.js'
 import { buildImage, ociLayoutRef } from '../helpers/oci-builder.js'
-import { type RunningProxy, startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
+import { type RunningProxy } from '../helpers/proxy.js'
 import { getManifest, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The release workflows of the stale rule (README "When is a child stale?"), each run with the
 // real tools twice: straight to a registry and through the proxy to another, then what both
@@ -26,12 +26,9 @@ interface Side {
 
 /** Runs `flow` straight to a registry and through the proxy; returns both sides. */
 async function sideBySide<T>(t: Test, flow: (side: Side) => Promise<T>): Promise<{ direct: Side & { result: T }; proxied: Side & { result: T } }> {
-  const straight = await startRegistry()
-  t.teardown(() => straight.stop())
-  const behind = await startRegistry()
-  t.teardown(() => behind.stop())
-  const proxy = await startProxy(behind.url)
-  t.teardown(() => proxy.close())
+  const straight = await registryFor(t)
+  const behind = await registryFor(t)
+  const proxy = await proxyFor(t, behind.url)
   const sides: Side[] = [
     { host: straight.host, url: straight.url, registryUrl: straight.url, docker: new DockerCli(), proxy: undefined },
     { host: proxy.host, url: proxy.url, registryUrl: behind.url, docker: new DockerCli(), proxy },

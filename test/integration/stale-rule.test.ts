@@ -1,9 +1,8 @@
 import t from 'tap'
 import { assertOk, DockerCli, skopeo, skopeoPush } from '../helpers/clients.js'
 import { buildImage, buildIndex, ociLayoutRef } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The stale rule's three outcomes with real clients. A child whose tag was pushed again since
 // is stale only when the tag is the list's own (`X-amd64` for list `X`); copies and mirrors of
@@ -14,10 +13,8 @@ const amd64 = { os: 'linux', architecture: 'amd64' }
 const arm64 = { os: 'linux', architecture: 'arm64' }
 
 t.test("reject: docker manifest create --amend after the list's own platform tag was rebuilt, the list's bytes equal to the earlier push", async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const docker = new DockerCli()
   t.teardown(() => docker.cleanup())
   const repo = `${proxy.host}/team/app`
@@ -43,10 +40,8 @@ t.test("reject: docker manifest create --amend after the list's own platform tag
 })
 
 t.test('accept: a list already in the registry copied to another tag with skopeo, its floating child tags moved on', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const repo = `${proxy.host}/team/app`
   // Release 1.0 is made from the floating per-arch tags, as many pipelines do.
   assertOk(await skopeoPush(ociLayoutRef(buildImage({ platform: amd64, seed: 'rel-1.0' })), `${repo}:latest-amd64`), 'latest-amd64 (1.0 build)')
@@ -67,12 +62,9 @@ t.test('accept: a list already in the registry copied to another tag with skopeo
 })
 
 t.test('accept: a skopeo sync --all mirror, three runs, floating tags moving between runs', async (t) => {
-  const source = await startRegistry()
-  t.teardown(() => source.stop())
-  const mirror = await startRegistry()
-  t.teardown(() => mirror.stop())
-  const proxy = await startProxy(mirror.url)
-  t.teardown(() => proxy.close())
+  const source = await registryFor(t)
+  const mirror = await registryFor(t)
+  const proxy = await proxyFor(t, mirror.url)
 
   for (let run = 1; run <= 3; run++) {
     // Each run, upstream builds anew: latest-* move, `latest` names the new builds, and the
@@ -97,10 +89,8 @@ t.test('accept: a skopeo sync --all mirror, three runs, floating tags moving bet
 })
 
 t.test('warn: a new list whose child tag shares the list tag but names no platform was pushed again since', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const docker = new DockerCli()
   t.teardown(() => docker.cleanup())
   const repo = `${proxy.host}/team/app`
@@ -120,13 +110,10 @@ t.test('warn: a new list whose child tag shares the list tag but names no platfo
 })
 
 t.test("warn (a rule's staleChild: warn for mirror targets): skopeo sync --all of an upstream that rebuilt 1.0-amd64 without pushing 1.0 again", async (t) => {
-  const source = await startRegistry()
-  t.teardown(() => source.stop())
-  const mirror = await startRegistry()
-  t.teardown(() => mirror.stop())
+  const source = await registryFor(t)
+  const mirror = await registryFor(t)
   // The README's mirror rule; `plain/**` has none, to show what the rule changes.
-  const proxy = await startProxy(mirror.url, { validation: { rules: [{ match: 'mirror/**', staleChild: 'warn' }] } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, mirror.url, { validation: { rules: [{ match: 'mirror/**', staleChild: 'warn' }] } })
 
   const amd = buildImage({ platform: amd64, seed: 'upstream-1.0' })
   const arm = buildImage({ platform: arm64, seed: 'upstream-1.0' })

@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import { X509Certificate } from 'node:crypto'
 import { connect } from 'node:tls'
 import t from 'tap'
-import { startProxy } from '../helpers/proxy.js'
 import { selfSignedCert } from '../helpers/tls-cert.js'
 import { waitFor } from '../helpers/tools.js'
+import { proxyFor } from '../helpers/fixture.js'
 
 // The proxy's certificate is read again when its files change (issue 23: cert-manager renews
 // by rewriting the mounted Secret). Kubernetes swaps a Secret volume's files by renaming a
@@ -40,8 +40,7 @@ t.test('a renewed certificate is served without a restart', async (t) => {
   symlinkSync('..data/tls.crt', join(volume, 'tls.crt'))
   symlinkSync('..data/tls.key', join(volume, 'tls.key'))
 
-  const proxy = await startProxy('http://127.0.0.1:9', { tls: { cert: join(volume, 'tls.crt'), key: join(volume, 'tls.key') } }, { certificateCheckMs: 100 })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, 'http://127.0.0.1:9', { tls: { cert: join(volume, 'tls.crt'), key: join(volume, 'tls.key') } }, { certificateCheckMs: 100 })
   const port = Number(proxy.host.split(':')[1])
   t.equal(await servedFingerprint(port), fingerprintOf(first.cert), 'the first certificate is served')
 

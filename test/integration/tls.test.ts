@@ -5,21 +5,19 @@ import t from 'tap'
 import { Agent, request } from 'undici'
 import { assertOk, skopeo } from '../helpers/clients.js'
 import { ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
-import { CLI, spawnProxy, startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
+import { CLI, spawnProxy } from '../helpers/proxy.js'
 import { getManifest } from '../helpers/registry-http.js'
 import { selfSignedCert } from '../helpers/tls-cert.js'
 import { requireTool, run } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // TLS termination: docker refuses plain HTTP for registries off loopback, so the proxy can
 // serve HTTPS itself. Clients verify its certificate; upload Locations say https.
 
 t.test('the proxy serves HTTPS with its own certificate', async (t) => {
   const { dir, cert, key } = await selfSignedCert('mg-tls-')
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { tls: { cert, key } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { tls: { cert, key } })
   t.match(proxy.url, /^https:/)
   const agent = new Agent({ connect: { ca: readFileSync(cert) } })
   t.teardown(() => agent.close())
@@ -52,8 +50,7 @@ t.test('manifest-guard healthcheck reports a healthy TLS proxy with a self-signe
   // Self-signed, for the registry's public name: nothing a client at 127.0.0.1 could verify.
   const made = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=registry.example.com', '-keyout', key, '-out', cert])
   t.equal(made.code, 0, made.stderr)
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const proxy = await spawnProxy(['--upstream', registry.url, '--tls-cert', cert, '--tls-key', key], {}, undefined, 'https')
   const check = (): ReturnType<typeof run> => run(process.execPath, [CLI, 'healthcheck', '--listen', proxy.host, '--tls-cert', cert, '--tls-key', key])
   const healthy = await check()

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { blob, buildImage, MT } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { json } from '../helpers/real-world.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest, pushBlob, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Sizes the proxy half saw. It once recorded what it saw of uploads as the blob's size and
 // refused sound lists with "wrong size": an empty blob as 1 byte (distribution answers the
@@ -99,10 +98,8 @@ async function uploadThenPush(registryUrl: string, route: Route, push: string, r
 }
 
 t.test('empty blobs', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const empty = blob(Buffer.alloc(0), MT.ociLayer)
   const image = imageWith(empty, 'empty-blob')
   for (const [i, upload] of (['chunked', 'monolithic'] as const).entries()) {
@@ -117,12 +114,9 @@ t.test('empty blobs', async (t) => {
 })
 
 t.test('an upload split across replicas', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const a = await startProxy(registry.url)
-  t.teardown(() => a.close())
-  const b = await startProxy(registry.url)
-  t.teardown(() => b.close())
+  const registry = await registryFor(t)
+  const a = await proxyFor(t, registry.url)
+  const b = await proxyFor(t, registry.url)
   const layer = blob(Buffer.from('a layer uploaded half through one replica, half through another'), MT.ociLayer)
   const image = imageWith(layer, 'split-upload')
   // Behind a Service, each request of an upload may land on either replica; B pushes the list.

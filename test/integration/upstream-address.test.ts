@@ -1,16 +1,13 @@
 import t from 'tap'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // /readyz on the proxy port must not reveal the upstream URL: anyone who can reach the proxy
 // can ask it, and the registry's own address is what a proxy in front of it hides. Neither do
 // the errors a client gets when the registry is down; the log names it, for operators.
 
 t.test('/readyz on the proxy port does not reveal the upstream URL', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const port = String(registry.port)
   const reveals = (text: string): boolean => text.includes(registry.url) || text.includes(registry.host) || text.includes(`:${port}`)
 

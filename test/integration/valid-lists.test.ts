@@ -1,18 +1,15 @@
 import t from 'tap'
 import { buildImage, buildIndex, type Descriptor, MT, sha256 } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest, pushBlob, pushChildren, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Lists that are sound must pass untouched, whatever shape they take: nested indexes,
 // attestation children, Docker children in an OCI index, foreign layers, a subject that
 // does not exist. The registry ends up holding exactly the bytes sent.
 
 t.test('sound lists of every shape are accepted byte-identical', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'valid' })
   const arm = buildImage({ platform: { os: 'linux', architecture: 'arm', variant: 'v7' }, seed: 'valid', format: 'docker' })
   const foreign = buildImage({ platform: { os: 'windows', architecture: 'amd64' }, seed: 'valid', foreignLayer: true })
@@ -65,8 +62,7 @@ t.test('sound lists of every shape are accepted byte-identical', async (t) => {
   })
 
   t.test('a cold proxy checks every child and blob upstream', async (t) => {
-    const cold = await startProxy(registry.url)
-    t.teardown(() => cold.close())
+    const cold = await proxyFor(t, registry.url)
     const b = buildImage({ platform: { os: 'linux', architecture: 's390x' }, seed: 'cold', layerCount: 2 })
     await pushBlob(registry.url, 'team/cold', b.config)
     for (const l of b.layers) await pushBlob(registry.url, 'team/cold', l)

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { blob, buildImage, buildIndex, MT } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { json } from '../helpers/real-world.js'
-import { startRegistry } from '../helpers/registry.js'
 import { basic, errorsOf, getManifest, pushBlob, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Regression tests for lists that slipped past the guard broken (the promise: the registry
 // never stores a list with a missing child or blob when the push went through the proxy), and
@@ -14,10 +13,8 @@ const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed:
 const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'bypass', layerCount: 2 })
 
 t.test('keys that Go folds', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   await pushImage(registry.url, 'team/app', amd)
   // A child whose layer is gone: distribution accepts a list naming it (it never looks at blobs).
   await pushImage(registry.url, 'team/app', arm)
@@ -66,10 +63,8 @@ t.test('keys that Go folds', async (t) => {
 })
 
 t.test('existence believed from the cache', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   // Children pushed through the proxy: it saw every blob and both manifests.
   await pushImage(proxy.url, 'team/app', amd)
   await pushImage(proxy.url, 'team/app', arm)
@@ -84,10 +79,8 @@ t.test('existence believed from the cache', async (t) => {
 })
 
 t.test('layers with urls', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const mirrored = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'bypass-urls', layerUrls: ['https://mirror.example/layer'] })
   await pushImage(registry.url, 'team/app', mirrored)
   t.equal((await fetch(`${registry.url}/v2/team/app/blobs/${mirrored.layers[0]!.digest}`, { method: 'DELETE' })).status, 202)
@@ -99,10 +92,8 @@ t.test('layers with urls', async (t) => {
 })
 
 t.test('anonymous existence oracle', async (t) => {
-  const registry = await startRegistry({ users: { alice: 'alice-pw' } })
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t, { users: { alice: 'alice-pw' } })
+  const proxy = await proxyFor(t, registry.url)
   const alice = basic('alice', 'alice-pw')
   await pushImage(proxy.url, 'team/secret', amd, undefined, alice)
   await pushImage(proxy.url, 'team/secret', arm, undefined, alice)

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { assertOk, ContainersTool, skopeoPush } from '../helpers/clients.js'
 import { ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { getManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Cause 2: the children live in `<name>/<arch>` and `manifest push` without --all sends the
 // list alone. buildah and podman then print the registry's opaque error; through the proxy
@@ -12,10 +11,8 @@ import { getManifest } from '../helpers/registry-http.js'
 for (const tool of ['buildah', 'podman'] as const) {
   for (const how of ['through the proxy', 'directly to the registry'] as const) {
     t.test(`${tool}: children pushed ${how} to <name>/<arch>, list pushed without --all`, async (t) => {
-      const registry = await startRegistry()
-      t.teardown(() => registry.stop())
-      const proxy = await startProxy(registry.url)
-      t.teardown(() => proxy.close())
+      const registry = await registryFor(t)
+      const proxy = await proxyFor(t, registry.url)
       const cli = new ContainersTool(tool)
       t.teardown(() => cli.cleanup())
 

@@ -1,20 +1,17 @@
 import t from 'tap'
 import { blob, buildImage, MT, sha256 } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Amplification and memory: one list must cost the registry, the proxy's heap and the answer
 // no more than its distinct objects warrant, however it is written. Bounded in count and time;
 // loopback only.
 
 t.test('amplification and memory', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   // 5 000 lookups take longer than the default 20 s budget on a loaded 2-core machine; the
   // counts below are only exact when the walk is not cut off.
-  const proxy = await startProxy(registry.url, { validation: { timeoutMs: 300_000 } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { validation: { timeoutMs: 300_000 } })
   const present = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'amplify' })
   await pushImage(registry.url, 'team/app', present)
 

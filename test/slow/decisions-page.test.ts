@@ -2,9 +2,8 @@ import t from 'tap'
 import { statSync } from 'node:fs'
 import { CHROMIUM_PACKAGE, chromiumPath, launchChromium, screenshotPath } from '../helpers/browser.js'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { basic, pushChildren, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The decisions page (GET /_guard/ on the admin listener) in a real headless chromium: the
 // browser answers the Basic challenge with the admin token, the filters work as a plain form,
@@ -24,10 +23,8 @@ t.test('a missing chromium fails and names the package to install', async (t) =>
 t.test('the decisions page in headless chromium', async (t) => {
   const browser = await launchChromium()
   t.teardown(() => browser.close())
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { admin: { token: TOKEN } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { admin: { token: TOKEN } })
 
   const amd = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'page' })
   const hostile = buildImage({ platform: { os: XSS_OS, architecture: XSS_ARCH }, seed: 'page-xss' })

@@ -2,7 +2,7 @@ import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import { type ProxyProcess, spawnProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
+import { registryFor } from '../helpers/fixture.js'
 
 // Graceful drain (issue 23): a rollout fails no push. The built CLI in a child process gets
 // SIGTERM while a slow blob upload goes through it: the upload completes and the registry holds
@@ -79,8 +79,7 @@ const statusOf = async (url: string): Promise<number | string> => {
 }
 
 t.test('SIGTERM during a slow upload: the upload completes, the drain is seen, the process exits', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const chunks = Array.from({ length: CHUNKS }, () => randomBytes(CHUNK_BYTES))
   const digest = `sha256:${createHash('sha256').update(Buffer.concat(chunks)).digest('hex')}`
 
@@ -140,8 +139,7 @@ t.test('SIGTERM during a slow upload: the upload completes, the drain is seen, t
 })
 
 t.test('a request that never ends does not keep the process past its deadline', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const DELAY_MS = 1_000
   const TIMEOUT_MS = 3_000
   // The body idle timeout is far longer than the deadline: only the deadline can end this request.

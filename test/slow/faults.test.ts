@@ -5,9 +5,9 @@ import { request } from 'undici'
 import { largeBlob } from '../helpers/blob-stream.js'
 import { startFakeRegistry } from '../helpers/fake-registry.js'
 import { heapAfterGc } from '../helpers/heap.js'
-import { spawnProxy, startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
+import { spawnProxy } from '../helpers/proxy.js'
 import { freePort } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Faults with real processes the test controls: a registry that dies mid-upload, one that is
 // slow, clients that give up half way, a proxy that restarts mid-push. Nothing half-written
@@ -42,10 +42,8 @@ async function startUpload(base: string, repo: string): Promise<URL> {
 }
 
 t.test('the registry dies mid-upload: the client gets an error and nothing is accepted', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const blob = largeBlob(128 * MiB, 'killed-mid-upload')
   const location = await startUpload(proxy.url, 'faults/app')
   location.searchParams.set('digest', blob.digest)
@@ -86,8 +84,7 @@ t.test('a slow registry: the configured timeouts fire', async (t) => {
     answerAtLast()
     return fake.close()
   })
-  const proxy = await startProxy(fake.url, { upstreamTimeouts: { headersMs: 400, bodyMs: 400 } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, fake.url, { upstreamTimeouts: { headersMs: 400, bodyMs: 400 } })
 
   const started = performance.now()
   const res = await request(`${proxy.url}/v2/app/blobs/slow-headers`, { headersTimeout: 60_000 })
@@ -111,10 +108,8 @@ t.test('a slow registry: the configured timeouts fire', async (t) => {
 })
 
 t.test('200 clients abort mid-upload: no leaked sockets, requests or memory', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const pool = proxy.app.guard.passthrough
   const handles = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap').length
 
@@ -145,8 +140,7 @@ t.test('200 clients abort mid-upload: no leaked sockets, requests or memory', as
 })
 
 t.test("the proxy restarts mid-push: the client's retry succeeds", async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const port = await freePort()
   let proxy = await spawnProxy(['--upstream', registry.url, '--log-level', 'warn'], {}, port)
   const blob = largeBlob(64 * MiB, 'restart-mid-push')

@@ -15,8 +15,8 @@ import { chartValuesSchema } from '../../src/config/chart-schema.js'
 import { startFakeKubeApi } from '../helpers/fake-kube-api.js'
 import { CHART, helm } from '../helpers/helm.js'
 import { requireTool, run } from '../helpers/tools.js'
-import { startProxy } from '../helpers/proxy.js'
 import { promqlRefs, withoutGrafanaIntervals } from '../helpers/promql.js'
+import { proxyFor } from '../helpers/fixture.js'
 
 // The Helm chart: lint --strict, render with the defaults and with every optional part on,
 // validate every object against the Kubernetes (and Prometheus Operator) schemas, and check
@@ -280,8 +280,7 @@ t.test('the admin token the chart makes is kept across upgrades (lookup)', async
 
 t.test('the Grafana dashboard and the alerts read only metrics the proxy exports', async (t) => {
   // The names the proxy exports, from a running proxy's /metrics; their labels from its registry.
-  const proxy = await startProxy('http://127.0.0.1:9')
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, 'http://127.0.0.1:9')
   const exposition = await (await fetch(`${proxy.adminUrl}/metrics`)).text()
   const exported = new Map<string, Set<string>>()
   const declared = new Map((proxy.app.guard.metrics.registry.getMetricsAsArray() as unknown as { name: string; labelNames?: string[] }[]).map((m) => [m.name, m.labelNames ?? []]))
@@ -400,10 +399,12 @@ t.test('promtool test rules: the alerts fire when it matters', async (t) => {
   // JSON is YAML: promtool reads both.
   writeFileSync(join(dir, 'rules.yaml'), JSON.stringify({ groups: rule.spec!['groups'] }))
   const sel = 'namespace="registry", job="guard-manifest-guard"'
-  const summaries = new Map(rule.spec!['groups'][0].rules.map((r: { alert: string; annotations: { summary: string } }) => [r.alert, r.annotations.summary]))
+  // Every annotation but the description (which the cases spell out) as the chart renders it.
+  type Rendered = { alert: string; annotations: { summary: string; runbook_url: string } }
+  const rendered = new Map((rule.spec!['groups'] as { rules: Rendered[] }[]).flatMap((g) => g.rules).map((r) => [r.alert, r.annotations]))
   const alert = (name: string, labels: Record<string, string>, description: string) => ({
     exp_labels: { alertname: name, severity: name === 'ManifestGuardLedgerDown' ? 'critical' : 'warning', ...labels },
-    exp_annotations: { summary: summaries.get(name), description },
+    exp_annotations: { summary: rendered.get(name)?.summary, runbook_url: rendered.get(name)?.runbook_url, description },
   })
   const tests = {
     rule_files: ['rules.yaml'],

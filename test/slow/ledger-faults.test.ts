@@ -6,11 +6,11 @@ import t from 'tap'
 import { request } from 'undici'
 import { RedisLedgerStore } from '../../src/ledger/redis-store.js'
 import { buildImage, buildIndex, type BuiltImage } from '../helpers/oci-builder.js'
-import { merge, type RunningProxy, startProxy } from '../helpers/proxy.js'
+import { merge, type RunningProxy } from '../helpers/proxy.js'
 import { startRedis } from '../helpers/redis.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
 import { freePort, waitFor } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The shared ledger under faults, side by side with a real registry and a real redis-server:
 // hung (SIGSTOP), stopped and started again, slow to answer one replica. A list push whose
@@ -48,15 +48,12 @@ async function release(proxy: RunningProxy, seed: string): Promise<{ old: BuiltI
 t.test('Redis hung (SIGSTOP): a stale list is refused with 503, a rebuild pushed meanwhile is known after recovery', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const audit = join(mkdtempSync(join(tmpdir(), 'mg-ledger-audit-')), 'audit.jsonl')
   const values = { ledger: { store: 'redis', redisUrl: redis.url, redisTimeoutMs: 300 } }
-  const proxy = await startProxy(registry.url, merge(values, { audit: { file: audit } }))
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, merge(values, { audit: { file: audit } }))
   // A second replica on the same Redis, set to forward with a warning instead.
-  const lenient = await startProxy(registry.url, merge(values, { validation: { onLedgerFailure: 'forward' } }))
-  t.teardown(() => lenient.close())
+  const lenient = await proxyFor(t, registry.url, merge(values, { validation: { onLedgerFailure: 'forward' } }))
 
   const { old, arm, rebuilt, first } = await release(proxy, 'hang')
   // Another list naming the old amd64 build: stale once 1.0-amd64 is rebuilt.
@@ -123,10 +120,8 @@ t.test('Redis hung (SIGSTOP): a stale list is refused with 503, a rebuild pushed
 t.test('Redis stopped, then started again (persisted): the same, and the ledger survives the restart', async (t) => {
   const redis = await startRedis({ persist: true })
   t.teardown(() => redis.stop())
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { ledger: { store: 'redis', redisUrl: redis.url, redisTimeoutMs: 300 } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { ledger: { store: 'redis', redisUrl: redis.url, redisTimeoutMs: 300 } })
   const { old, arm, rebuilt, first } = await release(proxy, 'stop')
   const stale = buildIndex([arm, old]).manifest
 
@@ -176,15 +171,12 @@ async function slowRelay(target: number, delayMs: number): Promise<{ port: numbe
 t.test('cross-replica race: a replica answers 201 only once its record is in Redis', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   // Replica A reaches Redis through a slow link: every Redis answer takes 80 ms more each way.
   const relay = await slowRelay(redis.port, 80)
   t.teardown(() => relay.close())
-  const a = await startProxy(registry.url, { ledger: { store: 'redis', redisUrl: `redis://127.0.0.1:${relay.port}/0`, redisTimeoutMs: 5_000 } })
-  t.teardown(() => a.close())
-  const b = await startProxy(registry.url, { ledger: { store: 'redis', redisUrl: redis.url, redisTimeoutMs: 5_000 } })
-  t.teardown(() => b.close())
+  const a = await proxyFor(t, registry.url, { ledger: { store: 'redis', redisUrl: `redis://127.0.0.1:${relay.port}/0`, redisTimeoutMs: 5_000 } })
+  const b = await proxyFor(t, registry.url, { ledger: { store: 'redis', redisUrl: redis.url, redisTimeoutMs: 5_000 } })
 
   const arm = buildImage({ platform: arm64, seed: 'race' })
   await pushImage(b.url, 'team/app', arm, '1.0-arm64')
@@ -208,10 +200,8 @@ t.test('registry notifications are at least once: an event not recorded is answe
   const redis = await startRedis()
   t.teardown(() => redis.stop())
   const adminPort = await freePort()
-  const registry = await startRegistry({ notify: { url: `http://127.0.0.1:${adminPort}/_guard/v1/events`, token: TOKEN } })
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { admin: { listen: `127.0.0.1:${adminPort}` }, registryEvents: { token: TOKEN }, ledger: { store: 'redis', redisUrl: redis.url, redisTimeoutMs: 300 } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t, { notify: { url: `http://127.0.0.1:${adminPort}/_guard/v1/events`, token: TOKEN } })
+  const proxy = await proxyFor(t, registry.url, { admin: { listen: `127.0.0.1:${adminPort}` }, registryEvents: { token: TOKEN }, ledger: { store: 'redis', redisUrl: redis.url, redisTimeoutMs: 300 } })
   const ledger = proxy.app.guard.ledger
 
   const old = buildImage({ platform: amd64, seed: 'events-fault-old' })
@@ -240,11 +230,9 @@ t.test('registry notifications are at least once: an event not recorded is answe
 })
 
 t.test('memory ledger flood: 5 000 pushes into another repository leave team/app stale protection intact', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   // A small bound, so 5 000 pushes are several times what it holds.
-  const proxy = await startProxy(registry.url, { ledger: { store: 'memory', maxRecords: 1_000 } })
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, registry.url, { ledger: { store: 'memory', maxRecords: 1_000 } })
   const { old, arm, first } = await release(proxy, 'flood')
   await pushImage(proxy.url, 'team/app', buildImage({ platform: amd64, seed: 'flood-new' }), '1.0-amd64')
   const stale = buildIndex([arm, old]).manifest

@@ -2,8 +2,8 @@ import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { buildImage, buildIndex, MT } from '../helpers/oci-builder.js'
 import { spawnProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
+import { registryFor } from '../helpers/fixture.js'
 
 // Bounded before buffered: list bodies that arrive half and stall are read only under their
 // client's writer slot and a budget of list bytes in memory (server.maxBufferedListBytes,
@@ -68,8 +68,7 @@ async function flood(url: string, addresses: readonly string[], perAddress: numb
 }
 
 t.test('120 half-sent 4 MiB list bodies: the proxy stays small and serves everyone else', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   // Stalled bodies must stay stalled for the whole test: the idle timeout is not what is tested.
   const proxy = await spawnProxy(['--upstream', registry.url, '--server-body-idle-timeout-ms', '300000'])
   t.teardown(() => proxy.stop())

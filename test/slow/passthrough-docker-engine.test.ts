@@ -3,8 +3,9 @@ import type { Creds } from '../helpers/clients.js'
 import { assertEngineOk, buildScratchImage, startDockerd } from '../helpers/dockerd.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startRecordingRelay } from '../helpers/recording-relay.js'
-import { type Registry, startRegistry } from '../helpers/registry.js'
+import { type Registry } from '../helpers/registry.js'
 import { basic, getManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The docker engine's own `docker push` and `docker pull` (not the daemon-free `docker manifest`
 // commands of passthrough-docker.test.ts) through the proxy, each next to the same operation
@@ -39,15 +40,12 @@ interface Target {
 
 async function targets(t: Test, auth: boolean): Promise<{ direct: Target; proxied: Target; relay: Awaited<ReturnType<typeof startRecordingRelay>>; proxy: Awaited<ReturnType<typeof startProxy>> }> {
   const users = auth ? { users: { [creds.user]: creds.password } } : {}
-  const directRegistry = await startRegistry(users)
-  t.teardown(() => directRegistry.stop())
-  const behind = await startRegistry(users)
-  t.teardown(() => behind.stop())
+  const directRegistry = await registryFor(t, users)
+  const behind = await registryFor(t, users)
   // The relay between the proxy and its registry records what the engine's requests became.
   const relay = await startRecordingRelay(behind.url)
   t.teardown(() => relay.close())
-  const proxy = await startProxy(relay.url)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, relay.url)
   return {
     direct: { via: 'straight to the registry', host: directRegistry.host, registry: directRegistry },
     proxied: { via: 'through the proxy', host: proxy.host, registry: behind },

@@ -2,7 +2,7 @@ import t from 'tap'
 import { request } from 'undici'
 import { hashDownload, largeBlob } from '../helpers/blob-stream.js'
 import { spawnProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
+import { registryFor } from '../helpers/fixture.js'
 
 // A 1 GiB blob streams up and down through the proxy process while its peak memory stays far
 // below the blob size: nothing is buffered.
@@ -17,8 +17,7 @@ const GiB = 1 << 30
 const RSS_LIMIT = 256 * (1 << 20)
 
 t.test('1 GiB blob upload and download stream through the proxy', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const proxy = await spawnProxy(['--upstream', registry.url, '--log-level', 'warn'])
   t.teardown(() => proxy.stop())
   const blob = largeBlob(GiB, 'one-gib')

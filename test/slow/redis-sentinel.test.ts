@@ -1,10 +1,9 @@
 import t from 'tap'
 import { buildImage, buildIndex } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
 import { command, startRedis, startSentinel } from '../helpers/redis.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
 import { waitFor } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Redis as operators run it for a ledger that must not go away: a master with a replica,
 // watched by Redis Sentinel (ledger.redisSentinels). The master is killed mid-workload; the
@@ -25,10 +24,8 @@ t.test('Sentinel failover: the master killed mid-workload, the replica promoted,
   // The sentinel learns of the replica from the master's INFO.
   await waitFor(async () => (await command(sentinel.port, ['SENTINEL', 'replicas', 'mymaster'])).includes(String(replica.port)), 30_000, 'the sentinel knowing the replica')
 
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { ledger: { store: 'redis', redisSentinels: [sentinel.address], redisSentinelMaster: 'mymaster', redisTimeoutMs: 300 } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { ledger: { store: 'redis', redisSentinels: [sentinel.address], redisSentinelMaster: 'mymaster', redisTimeoutMs: 300 } })
 
   const old = buildImage({ platform: amd64, seed: 'sentinel-old' })
   const arm = buildImage({ platform: arm64, seed: 'sentinel' })

@@ -4,12 +4,12 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { assertOk, ContainersTool, DockerCli, skopeo, skopeoPush } from '../helpers/clients.js'
 import { buildImage, buildIndex, ociLayoutRef, twoPlatformIndex } from '../helpers/oci-builder.js'
-import { CLI, spawnProxy, startProxy } from '../helpers/proxy.js'
+import { CLI, spawnProxy } from '../helpers/proxy.js'
 import { startRecordingRelay } from '../helpers/recording-relay.js'
-import { startRegistry } from '../helpers/registry.js'
 import { basic, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
 import { startTokenServer } from '../helpers/token-server.js'
 import { run } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // validation.repair: copy-children. A list whose children were left in other repositories of
 // the same registry is mended on the server — each child copied into the target with the
@@ -30,10 +30,8 @@ async function assertWhole(t: Test, registryHost: string, repository: string, ta
 
 for (const tool of ['buildah', 'podman'] as const) {
   t.test(`${tool} manifest push without --all, children in team/app/amd64 and team/app/arm64: repaired`, async (t) => {
-    const registry = await startRegistry()
-    t.teardown(() => registry.stop())
-    const proxy = await startProxy(registry.url, REPAIR)
-    t.teardown(() => proxy.close())
+    const registry = await registryFor(t)
+    const proxy = await proxyFor(t, registry.url, REPAIR)
     const cli = new ContainersTool(tool)
     t.teardown(() => cli.cleanup())
     const { amd64, arm64 } = twoPlatformIndex(`repair-${tool}`)
@@ -60,10 +58,8 @@ for (const tool of ['buildah', 'podman'] as const) {
 }
 
 t.test('the list goes upstream unchanged, with a header saying what was copied', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, REPAIR)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, REPAIR)
   const { amd64, arm64, index } = twoPlatformIndex('repair-raw')
   await pushImage(registry.url, 'team/app/amd64', amd64, '1.0')
   await pushImage(registry.url, 'team/app/arm64', arm64, '1.0')
@@ -73,8 +69,7 @@ t.test('the list goes upstream unchanged, with a header saying what was copied',
   t.equal(res.headers.get('x-manifest-guard-repaired'), '2 children from team/app/amd64, team/app/arm64')
   t.ok((await getManifest(registry.url, 'team/app', '1.0')).bytes.equals(index.manifest.bytes), 'byte-identical')
 
-  const off = await startProxy(registry.url)
-  t.teardown(() => off.close())
+  const off = await proxyFor(t, registry.url)
   const other = twoPlatformIndex('repair-off')
   await pushImage(registry.url, 'team/other/amd64', other.amd64, '1.0')
   await pushImage(registry.url, 'team/other/arm64', other.arm64, '1.0')
@@ -85,10 +80,8 @@ t.test('the list goes upstream unchanged, with a header saying what was copied',
 })
 
 t.test('docker manifest create and push, children elsewhere, with repair on', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, REPAIR)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, REPAIR)
   const { amd64, arm64 } = twoPlatformIndex('repair-docker')
   await pushImage(registry.url, 'team/app/amd64', amd64, '1.0')
   await pushImage(registry.url, 'team/app/arm64', arm64, '1.0')
@@ -100,8 +93,7 @@ t.test('docker manifest create and push, children elsewhere, with repair on', as
 })
 
 t.test('a 256 MiB layer the registry will not mount is streamed across: memory stays flat', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const relay = await startRecordingRelay(registry.url, { refuseMounts: true })
   t.teardown(() => relay.close())
   const proxy = await spawnProxy(['--upstream', relay.url, '--validation-repair', 'copy-children'])
@@ -128,12 +120,9 @@ t.test('credentials that cannot read the source: rejected exactly as today, noth
   }
   const tokens = await startTokenServer({ users })
   t.teardown(() => tokens.close())
-  const registry = await startRegistry({ token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, REPAIR)
-  t.teardown(() => proxy.close())
-  const plain = await startProxy(registry.url)
-  t.teardown(() => plain.close())
+  const registry = await registryFor(t, { token: { realm: tokens.realm, service: tokens.service, issuer: tokens.issuer, rootCertPath: tokens.rootCertPath } })
+  const proxy = await proxyFor(t, registry.url, REPAIR)
+  const plain = await proxyFor(t, registry.url)
   const alice = { user: 'alice', password: 'alice-pw' }
   const { amd64, arm64 } = twoPlatformIndex('repair-denied')
   assertOk(await skopeoPush(ociLayoutRef(amd64), `${registry.host}/team/app/amd64:1.0`, { creds: alice }), 'alice pushes amd64')
@@ -156,12 +145,10 @@ t.test('credentials that cannot read the source: rejected exactly as today, noth
 })
 
 t.test('a copy that fails half-way: no list forwarded, a clear error', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const relay = await startRecordingRelay(registry.url, { refuseMounts: true })
   t.teardown(() => relay.close())
-  const proxy = await startProxy(relay.url, REPAIR)
-  t.teardown(() => proxy.close())
+  const proxy = await proxyFor(t, relay.url, REPAIR)
   const big = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'repair-kill', layerBytes: 128 << 20 })
   const small = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'repair-kill' })
   await pushImage(registry.url, 'team/app/amd64', big, '1.0')

@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import t, { type Test } from 'tap'
 import { Agent, request } from 'undici'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { pushBlob } from '../helpers/registry-http.js'
 import { waitFor } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Hostile and broken clients: sockets that never finish their headers, uploads that stall
 // mid-body, more connections than a listener should hold. None may lock out a real client, and
@@ -115,10 +114,8 @@ async function ping(url: string): Promise<{ status: number; ms: number }> {
 }
 
 t.test('no server timeouts', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { server: { ...SHORT, maxConnections: 300 } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { server: { ...SHORT, maxConnections: 300 } })
 
   t.test('sockets that never finish their headers are closed, and real clients are served meanwhile', async (t) => {
     const silent = await Promise.all(Array.from({ length: 150 }, () => open(proxy.url)))
@@ -157,8 +154,7 @@ t.test('no server timeouts', async (t) => {
   })
 
   t.test('the admin listeners keep the same limits', async (t) => {
-    const split = await startProxy(registry.url, { server: { ...SHORT, maxConnections: 300 }, admin: { apiListen: '127.0.0.1:0' } })
-    t.teardown(() => split.close())
+    const split = await proxyFor(t, registry.url, { server: { ...SHORT, maxConnections: 300 }, admin: { apiListen: '127.0.0.1:0' } })
     for (const [name, url] of [['admin.listen', split.adminUrl], ['admin.apiListen', split.apiUrl!]] as const) {
       const silent = await Promise.all(Array.from({ length: 20 }, () => open(url)))
       // A request whose body never arrives whole (registry notifications are small).
@@ -185,12 +181,10 @@ t.test('no server timeouts', async (t) => {
 })
 
 t.test('pool exhaustion', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
 
   t.test('150 stalled uploads hold no read back, and are let go', async (t) => {
-    const proxy = await startProxy(registry.url, { server: { ...SHORT, maxUploadsPerClient: 1_000 } })
-    t.teardown(() => proxy.close())
+    const proxy = await proxyFor(t, registry.url, { server: { ...SHORT, maxUploadsPerClient: 1_000 } })
     const stalled: Socket[] = []
     for (let i = 0; i < 150; i++) stalled.push((await stalledPatch(proxy.url, await newSession(proxy.url))).socket)
     const reads = await Promise.all(Array.from({ length: 20 }, () => ping(proxy.url)))
@@ -206,8 +200,7 @@ t.test('pool exhaustion', async (t) => {
   })
 
   t.test('one client may hold server.maxUploadsPerClient uploads in flight; more get 429 with Retry-After', async (t) => {
-    const proxy = await startProxy(registry.url, { server: { ...SHORT, maxUploadsPerClient: 4 } })
-    t.teardown(() => proxy.close())
+    const proxy = await proxyFor(t, registry.url, { server: { ...SHORT, maxUploadsPerClient: 4 } })
     const stalled: Socket[] = []
     for (let i = 0; i < 4; i++) stalled.push((await stalledPatch(proxy.url, await newSession(proxy.url))).socket)
     await new Promise((r) => setTimeout(r, 200))
@@ -226,8 +219,7 @@ t.test('pool exhaustion', async (t) => {
   t.test('one client stalling uploads up to its cap leaves other clients\' writes served', async (t) => {
     // The default cap (32) is a quarter of the write pool (128): with the cap off, the stalled
     // uploads below would hold every registry connection until the body idle timeout.
-    const proxy = await startProxy(registry.url, { server: { ...SHORT, bodyIdleTimeoutMs: 10_000 } })
-    t.teardown(() => proxy.close())
+    const proxy = await proxyFor(t, registry.url, { server: { ...SHORT, bodyIdleTimeoutMs: 10_000 } })
     const sessions: string[] = []
     for (let i = 0; i < 140; i++) sessions.push(await newSession(proxy.url))
     // 127.0.0.2 is another client address on loopback (Linux routes all of 127/8 there).
@@ -245,8 +237,7 @@ t.test('pool exhaustion', async (t) => {
   })
 
   t.test('behind a trusted ingress the cap counts the address the ingress added, not what the client claims', async (t) => {
-    const proxy = await startProxy(registry.url, { trustForwardedHeaders: true, server: { ...SHORT, maxUploadsPerClient: 2 } })
-    t.teardown(() => proxy.close())
+    const proxy = await proxyFor(t, registry.url, { trustForwardedHeaders: true, server: { ...SHORT, maxUploadsPerClient: 2 } })
     // The ingress appends the address it saw; whatever comes before is the client's to choose.
     const via = (claimed: string, seen: string) => ({ headers: `X-Forwarded-For: ${claimed}, ${seen}\r\n` })
     const held = [await stalledPatch(proxy.url, await newSession(proxy.url), via('198.51.100.1', '203.0.113.7')), await stalledPatch(proxy.url, await newSession(proxy.url), via('198.51.100.2', '203.0.113.7'))]
@@ -262,8 +253,7 @@ t.test('pool exhaustion', async (t) => {
   })
 
   t.test('downloads one client stops reading hold at most server.maxReadsPerClient read connections; its other reads wait, other clients are served', async (t) => {
-    const proxy = await startProxy(registry.url, { server: { ...SHORT, bodyIdleTimeoutMs: 10_000, maxReadsPerClient: 4 } })
-    t.teardown(() => proxy.close())
+    const proxy = await proxyFor(t, registry.url, { server: { ...SHORT, bodyIdleTimeoutMs: 10_000, maxReadsPerClient: 4 } })
     // Larger than the socket buffers between the registry and a client that never reads.
     const big = Buffer.alloc(16 << 20, 1)
     const digest = `sha256:${createHash('sha256').update(big).digest('hex')}`

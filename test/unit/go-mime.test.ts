@@ -4,6 +4,7 @@ import { readManifestPutContentType } from '../../src/oci/manifest-handler.js'
 import { MediaType } from '../../src/oci/media-type.js'
 import { goIsSpace, goToLowerRune, parseMediaType } from '../../src/oci/mime.js'
 import { goMediaTypes, goUnicodeTables } from '../helpers/go-decoder.js'
+import { prng } from '../helpers/prng.js'
 import { fromRoot } from '../helpers/root.js'
 
 // The registry reads a manifest PUT's Content-Type with Go 1.19's mime.ParseMediaType: the
@@ -13,18 +14,6 @@ import { fromRoot } from '../helpers/root.js'
 
 /** Strings are Go strings: bytes as latin1 chars. */
 const utf8 = (s: string): string => Buffer.from(s, 'utf8').toString('latin1')
-
-/** mulberry32: reproducible from the seed printed on failure. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const TYPES = [MediaType.OciIndex, MediaType.DockerManifestList, MediaType.OciManifest, MediaType.DockerManifest, 'application/json', 'text/plain', '*/*', 'a']
 /** Pieces a hostile or careless client might put anywhere in the value. */
