@@ -167,8 +167,9 @@ t.test('no server timeouts', async (t) => {
       t.teardown(() => held.forEach((s) => s.destroy()))
       await pastTheCap(t, url, '/metrics')
       held.forEach((s) => s.destroy())
-      await waitFor(async () => (await fetch(`${url}/metrics`).then((r) => r.status, () => 0)) === 200, 5_000, `${name} to serve again once connections are let go`)
-      t.pass(`${name}: served again once connections are let go`)
+      // Answered at all (the API listener has no /metrics: its 404 is an answer too).
+      await waitFor(async () => (await fetch(`${url}/metrics`).then((r) => r.status, () => 0)) !== 0, 5_000, `${name} to answer again once connections are let go`)
+      t.pass(`${name}: answers again once connections are let go`)
     }
   })
 
