@@ -157,7 +157,7 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
   const ledger = createLedger(config)
   const limits = { ...walkLimitsOf(config), timeoutMs }
   // Judged as a push to this repository would be: validation.staleChild and its rules.
-  const { staleChild } = policyResolver(config)(target.repository)
+  const { staleChild, platformMismatch, requiredPlatforms } = policyResolver(config)(target.repository)
   const ctx: LookupContext =
     token !== undefined && token !== '' && values.username === undefined
       ? { authorization: `Bearer ${token}` }
@@ -184,6 +184,8 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
         limits,
         candidatePatterns: config.validation.candidateRepositories,
         staleChild,
+        platformMismatch,
+        requiredPlatforms,
         ctx,
         registryHost: target.host,
       })

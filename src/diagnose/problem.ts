@@ -13,6 +13,8 @@ import type { Platform } from '../oci/platform.js'
  * - never-pushed: child missing, and seen nowhere.
  * - child-missing: child missing, not explained (more problems in one push than are explained).
  * - blob-missing: child present, one of its blobs missing (or a blob entry of the index missing).
+ * - platform-mismatch: an entry's platform is not the one its image's config says.
+ * - platform-missing: a platform validation.requiredPlatforms asks for has no entry.
  * - tag-moved: child present, its tag re-pushed since, and nothing says whether the list owns that tag.
  * - duplicate-entry: two entries nothing tells apart; clients take the first.
  * - denied: the client's credentials do not reach something; the registry must answer, not us.
@@ -25,6 +27,8 @@ export const CAUSES = [
   'never-pushed',
   'child-missing',
   'blob-missing',
+  'platform-mismatch',
+  'platform-missing',
   'size-mismatch',
   'media-type-mismatch',
   'child-unreadable',
@@ -69,6 +73,11 @@ export interface Problem {
   readonly otherDigest?: Digest
   readonly limit?: number
   readonly reason?: string
+  /** platform-mismatch: what the image's config says (`platforms` holds what the entry says). */
+  readonly imagePlatform?: Platform
+  /** platform-missing: the required platforms without an entry, and those the list has. */
+  readonly missingPlatforms?: readonly string[]
+  readonly presentPlatforms?: readonly string[]
 }
 
 export const LOOKUP_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['lookup-failed', 'timeout'])
@@ -78,5 +87,5 @@ export const WARNING_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['tag-moved', '
 
 /** Causes that make a list broken whatever the policy says: all but these. */
 export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>(
-  CAUSES.filter((c) => c !== 'stale-present' && c !== 'denied' && !LOOKUP_CAUSES.has(c) && !WARNING_CAUSES.has(c)),
+  CAUSES.filter((c) => c !== 'stale-present' && c !== 'platform-mismatch' && c !== 'denied' && !LOOKUP_CAUSES.has(c) && !WARNING_CAUSES.has(c)),
 )

@@ -27,6 +27,9 @@ export interface CheckInput {
   readonly registryHost: string
   /** validation.staleChild for this repository, as a push would be judged (default reject). */
   readonly staleChild?: 'reject' | 'warn'
+  /** validation.platformMismatch and requiredPlatforms for this repository. */
+  readonly platformMismatch?: 'reject' | 'warn'
+  readonly requiredPlatforms?: readonly string[]
 }
 
 /** `warned`: sound, with problems a push would be forwarded with (and logged as push.warned). */
@@ -82,9 +85,10 @@ export async function checkList(input: CheckInput): Promise<CheckResult> {
     limits: input.limits,
     candidatePatterns: input.candidatePatterns,
     ctx,
+    requiredPlatforms: manifest.kind === 'index' ? (input.requiredPlatforms ?? []) : [],
   })
   const messages = { registryHost: input.registryHost, repository, reference, requestId: id, client: 'other' as const, childTags: investigation.childTags }
-  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild ?? 'reject', onLookupFailure: 'reject', retryAfterSeconds: 0 }, messages)
+  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild ?? 'reject', platformMismatch: input.platformMismatch ?? 'reject', onLookupFailure: 'reject', retryAfterSeconds: 0 }, messages)
   const counts = { children: walk.stats.manifestsChecked - (manifest.kind === 'image' ? 1 : 0), blobs: walk.stats.blobsChecked }
   const common = {
     ...base,

@@ -1,7 +1,7 @@
 import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
 import type { Digest } from '../oci/digest.js'
 import { parseManifest } from '../oci/manifest.js'
-import type { ManifestCache } from './manifest-cache.js'
+import { ManifestCache } from './manifest-cache.js'
 import type { RegistryClient, TagResolution } from './registry-client.js'
 
 // The registry as the walk and the diagnosis see it. Content is immutable, existence is not:
@@ -12,9 +12,13 @@ import type { RegistryClient, TagResolution } from './registry-client.js'
 // cached body is comes from its bytes, read under the type the registry states for it in
 // that HEAD, just as a GET's answer would be read: never from how it was pushed.
 
+/** Image config bytes kept for the platform check: configs are a few KiB, and content-addressed. */
+const CONFIG_CACHE_BYTES = 8 << 20
+
 export class CachedSource {
   readonly #client: RegistryClient
   readonly #cache: ManifestCache
+  readonly #configs = new ManifestCache(CONFIG_CACHE_BYTES)
 
   constructor(client: RegistryClient, cache: ManifestCache) {
     this.#client = client
@@ -43,6 +47,22 @@ export class CachedSource {
 
   blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>> {
     return this.#client.blob(repository, digest, ctx)
+  }
+
+  /**
+   * An image config's bytes, for the platform check. The walk has just asked the registry
+   * whether the repository holds it (HEAD), so bytes seen before answer without a request:
+   * a list of many tags sharing children reads each config once.
+   */
+  async imageConfig(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {
+    const known = this.#configs.body(digest)
+    if (known !== undefined && known.length <= maxBytes) {
+      if (ctx.stats !== undefined) ctx.stats.cacheHits++
+      return { status: 'found', value: known }
+    }
+    const answer = await this.#client.blobBytes(repository, digest, ctx, maxBytes)
+    if (answer.status === 'found') this.#configs.remember(digest, answer.value)
+    return answer
   }
 
   blobBytes(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {
