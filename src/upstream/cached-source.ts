@@ -50,13 +50,15 @@ export class CachedSource {
   }
 
   /**
-   * An image config's bytes, for the platform check. The walk has just asked the registry
-   * whether the repository holds it (HEAD), so bytes seen before answer without a request:
-   * a list of many tags sharing children reads each config once.
+   * An image config's bytes, for the platform check; the answer is also the walk's existence
+   * check of the config, so it costs what the HEAD it replaces cost. Bytes seen before are not
+   * fetched again (content-addressed), but whether the repository holds them still is asked.
    */
   async imageConfig(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {
     const known = this.#configs.body(digest)
     if (known !== undefined && known.length <= maxBytes) {
+      const here = await this.#client.blob(repository, digest, ctx)
+      if (here.status !== 'found') return here
       if (ctx.stats !== undefined) ctx.stats.cacheHits++
       return { status: 'found', value: known }
     }

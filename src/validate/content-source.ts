@@ -7,7 +7,7 @@ export interface ContentSource {
   blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>>
   /**
    * The bytes of an image config (at most `maxBytes`), to compare its platform with the
-   * entry's. Asked only after `blob` found it, so an answer may come from a cache by digest.
+   * entry's; asked instead of `blob`, so it must also say whether the repository holds it.
    * Without it the walk does not compare platforms.
    */
   imageConfig?(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>>

@@ -50,6 +50,13 @@ const IMAGE_CONFIG_TYPES: ReadonlySet<string> = new Set(['application/vnd.oci.im
 /** Largest image config read for its platform; real ones are a few KiB (their history grows them). */
 const MAX_CONFIG_BYTES = 1 << 20
 
+/** The platform entries claim for one image, and where. */
+interface PlatformClaim {
+  readonly entry: Platform
+  readonly descriptor: Descriptor
+  readonly paths: GraphPath[]
+}
+
 /** The answer for lookups still queued when the walk stopped on a denied one. */
 const STOPPED = { status: 'denied', httpStatus: 0 } as const
 
@@ -218,12 +225,12 @@ class Walk {
   }
 
   async #visitImage(image: ImageManifest, paths: readonly GraphPath[]): Promise<void> {
+    const claims = this.#claimedPlatforms(image, paths)
     await Promise.all([
-      this.#visitBlob(image.config, 'config', paths),
+      claims === undefined ? this.#visitBlob(image.config, 'config', paths) : this.#visitConfig(image.config, paths, claims),
       // Only non-distributable media types may be absent; `urls` on an ordinary layer is a
       // mirror, and the registry stores the layer all the same.
       ...image.layers.map((d, layerIndex) => (isNonDistributable(d.mediaType) ? undefined : this.#visitBlob(d, 'layer', paths, layerIndex))),
-      this.#checkPlatform(image, paths),
     ])
   }
 
@@ -233,10 +240,9 @@ class Walk {
    * a config of another type, the empty one included), cache entries and entries without a
    * platform are not platforms of their own.
    */
-  async #checkPlatform(image: ImageManifest, paths: readonly GraphPath[]): Promise<void> {
-    const read = this.#in.source.imageConfig
-    if (read === undefined || !IMAGE_CONFIG_TYPES.has(image.config.mediaType)) return
-    const byEntry = new Map<string, { entry: Platform; descriptor: Descriptor; paths: GraphPath[] }>()
+  #claimedPlatforms(image: ImageManifest, paths: readonly GraphPath[]): Map<string, PlatformClaim> | undefined {
+    if (this.#in.source.imageConfig === undefined || !IMAGE_CONFIG_TYPES.has(image.config.mediaType)) return undefined
+    const byEntry = new Map<string, PlatformClaim>()
     for (const path of paths) {
       const descriptor = path.chain.at(-1)
       const entry = descriptor?.platform
@@ -246,21 +252,34 @@ class Walk {
       if (same === undefined) byEntry.set(key, { entry, descriptor, paths: [path] })
       else same.paths.push(path)
     }
-    if (byEntry.size === 0 || !this.#admit(false)) return
-    let pending = this.#configs.get(image.config.digest)
+    return byEntry.size === 0 ? undefined : byEntry
+  }
+
+  /** An image config read whole (GET instead of HEAD, so no dearer): it exists, and says what the image is. */
+  async #visitConfig(descriptor: Descriptor, paths: readonly GraphPath[], claims: Map<string, PlatformClaim>): Promise<void> {
+    if (!this.#admit(!this.#blobs.has(descriptor.digest))) return
+    const digest = descriptor.digest
+    let pending = this.#configs.get(digest)
     if (pending === undefined) {
-      const digest = image.config.digest
-      pending = this.#limit(() => (this.#stopped ? Promise.resolve(STOPPED) : read.call(this.#in.source, this.#in.repository, digest, this.#ctx, MAX_CONFIG_BYTES)))
+      const source = this.#in.source
+      pending = this.#limit(() => (this.#stopped ? Promise.resolve(STOPPED) : source.imageConfig!(this.#in.repository, digest, this.#ctx, MAX_CONFIG_BYTES)))
       this.#configs.set(digest, pending)
+      if (!this.#blobs.has(digest)) {
+        this.#stats.blobsChecked++
+        this.#blobs.set(
+          digest,
+          pending.then((read) => {
+            if (read.status === 'found') return { status: 'found', value: { size: read.value.length } }
+            // A config too large to read is not judged, but must still exist.
+            if (read.status === 'failed' && read.reason.startsWith('blob larger than')) return this.#limit(() => source.blob(this.#in.repository, digest, this.#ctx))
+            return read
+          }),
+        )
+      }
     }
+    this.#judgeBlob(await this.#blobs.get(digest)!, descriptor, 'config', paths)
     const lookup = await pending
-    if (lookup.status === 'missing') return // the config's own lookup reports it
-    if (lookup.status !== 'found') {
-      // A config too large to read is not judged; any other failure leaves the list unverified.
-      if (lookup.status === 'failed' && lookup.reason.startsWith('blob larger than')) return
-      this.#recordAbsence(lookup, paths, image.config, 'blob-missing')
-      return
-    }
+    if (lookup.status !== 'found') return
     let config: Platform | undefined
     try {
       config = parsePlatform(JSON.parse(lookup.value.toString('utf8')))
@@ -269,8 +288,8 @@ class Walk {
     }
     // The legacy attestation form: an image config saying unknown.
     if (config === undefined || config.os === 'unknown' || config.architecture === 'unknown') return
-    for (const { entry, descriptor, paths: at } of byEntry.values()) {
-      if (platformsDisagree(entry, config)) this.#findings.push({ kind: 'platform-mismatch', paths: at, descriptor, entry, image: config })
+    for (const { entry, descriptor: named, paths: at } of claims.values()) {
+      if (platformsDisagree(entry, config)) this.#findings.push({ kind: 'platform-mismatch', paths: at, descriptor: named, entry, image: config })
     }
   }
 
