@@ -67,6 +67,10 @@ export interface Config {
   readonly cache: {
     readonly maxManifestBytes: number
   }
+  readonly deleteGuard: {
+    readonly enabled: boolean
+    readonly maxLists: number
+  }
   readonly ledger: {
     readonly store: 'memory' | 'redis'
     readonly maxRecords: number
@@ -214,6 +218,13 @@ export const FIELDS: readonly Field[] = [
     [],
     'Platforms every list must have an entry for (linux/amd64,linux/arm64; a platform without variant takes any); a list without one is refused, naming it. Attestations do not count.',
   ),
+  field(
+    'deleteGuard.enabled',
+    boolean,
+    true,
+    'Refuse DELETE of a manifest a tagged list of its repository names, or of a config or layer such a manifest needs (in validation.mode enforce; logged only in warn). Lists are known from the pushes the proxy sees.',
+  ),
+  field('deleteGuard.maxLists', integer(1, 10_000_000), 50_000, 'Tagged lists the delete guard remembers (which digests each names); the least recently pushed are forgotten first.'),
   field('validation.rules', rulesType, [], 'Per-repository overrides: [{match: "team/**", mode: warn, staleChild: warn, onLookupFailure: forward, repair: copy-children}]; first match wins.', true),
   field('cache.maxManifestBytes', integer(0, 1 << 30), 64 << 20, 'Bytes of manifest bodies remembered (content-addressed, never stale), so a child seen before costs a HEAD instead of a GET; 0 disables.'),
   field('ledger.store', oneOf(['memory', 'redis'] as const), 'memory', 'Where push records live: this process, or Redis shared by every replica.'),

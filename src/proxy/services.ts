@@ -1,5 +1,6 @@
 import { readSecret } from '../config/load.js'
 import type { Config } from '../config/schema.js'
+import { ListIndex } from '../ledger/list-index.js'
 import { MemoryLedgerStore } from '../ledger/memory-store.js'
 import { RedisLedgerStore } from '../ledger/redis-store.js'
 import type { LedgerStore } from '../ledger/push-record.js'
@@ -26,6 +27,8 @@ export interface Services {
   readonly cache: ManifestCache
   readonly source: CachedSource
   readonly ledger: LedgerStore
+  /** Which tagged lists name which digests, for the delete guard. */
+  readonly listIndex: ListIndex
   /** Client writes (uploads, manifest pushes, deletes) to the registry. */
   readonly passthrough: Pool
   /** Client reads (GET, HEAD): a pool of their own, so a stalled upload never holds one up. */
@@ -72,6 +75,7 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     cache,
     source: new CachedSource(client, cache),
     ledger: countingErrors(overrides.ledger ?? createLedger(config), metrics),
+    listIndex: new ListIndex(config.deleteGuard.maxLists),
     passthrough: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     passthroughReads: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     decisions: new DecisionRing(config.admin.recentDecisions),
