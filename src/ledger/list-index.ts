@@ -77,6 +77,12 @@ export class ListIndex {
     }
   }
 
+  /** Whether the list is indexed (with `tag`, when given). */
+  has(repository: string, digest: Digest, tag?: string): boolean {
+    const list = this.#lists.peek(`${repository}@${digest}`)
+    return list !== undefined && (tag === undefined || list.tags.has(tag))
+  }
+
   /** The lists of `repository` that name `digest`, as far as the index knows. */
   listsNaming(repository: string, digest: Digest): IndexedList[] {
     const keys = this.#namedBy.get(`${repository}@${digest}`)

@@ -3,6 +3,7 @@ import { buildImage, buildIndex, type BuiltImage } from '../helpers/oci-builder.
 import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
 import { deleteManifest, errorsOf, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
+import { freePort, waitFor } from '../helpers/tools.js'
 
 // The delete guard, side by side: the same deletes straight to the registry (which breaks the
 // tagged list) and through the proxy, then what the registry still holds.
@@ -107,6 +108,20 @@ t.test('delete guard: straight to the registry and through the proxy', async (t)
     await arrange(off.url, 'team/off')
     t.equal(await deleteManifest(off.url, 'team/off', arm.manifest.digest), 202)
   })
+})
+
+t.test('a list pushed straight to the registry is learned from its notification', async (t) => {
+  const adminPort = await freePort()
+  const registry = await startRegistry({ notify: { url: `http://127.0.0.1:${adminPort}/_guard/v1/events`, token: 'dg-token' } })
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url, { admin: { listen: `127.0.0.1:${adminPort}` }, registryEvents: { token: 'dg-token' } })
+  t.teardown(() => proxy.close())
+  for (const image of [amd, arm]) await pushImage(registry.url, 'team/straight', image)
+  t.equal((await putManifest(registry.url, 'team/straight', '1.0', list.manifest)).status, 201)
+  await waitFor(async () => proxy.app.guard.listIndex.has('team/straight', list.manifest.digest as never, '1.0'), 15_000, 'the notified list indexed')
+  const res = await deleteBlob(proxy.url, 'team/straight', arm.layers[0]!.digest)
+  t.equal(res.status, 409)
+  t.match((await errorsOf(res))[0]!.message, 'team/straight:1.0')
 })
 
 t.test('cost of a cleanup: 200 untagged images among 30 tagged lists', async (t) => {
