@@ -1,4 +1,5 @@
 import t from 'tap'
+import { assertOk, DockerCli } from '../helpers/clients.js'
 import { buildImage, type Descriptor, MT } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { json } from '../helpers/real-world.js'
@@ -80,3 +81,34 @@ t.test('platform truth and required platforms, straight and through the proxy', 
     t.equal((await putManifest(proxy.url, 'team/app', 'partial', partial)).status, 201)
   })
 })
+
+t.test('docker manifest annotate with the arch swapped: pushed straight, refused through the proxy with the fix', async (t) => {
+  const registry = await startRegistry()
+  t.teardown(() => registry.stop())
+  const proxy = await startProxy(registry.url)
+  t.teardown(() => proxy.close())
+  const docker = new DockerCli()
+  t.teardown(() => docker.cleanup())
+  for (const [base, host, name] of [
+    [registry.url, new URL(registry.url).host, 'direct/cli'],
+    [proxy.url, proxy.host, 'team/cli'],
+  ] as const) {
+    const repo = `${host}/${name}`
+    await pushImage(base, name, amd, '1.0-amd64')
+    await pushImage(base, name, arm, '1.0-arm64')
+    assertOk(await docker.run(['manifest', 'create', '--insecure', `${repo}:1.0`, `${repo}:1.0-amd64`, `${repo}:1.0-arm64`]), 'manifest create')
+    // The mistake: each image annotated with the other's architecture.
+    assertOk(await docker.run(['manifest', 'annotate', '--arch', 'arm64', `${repo}:1.0`, `${repo}:1.0-amd64`]), 'annotate amd64 image as arm64')
+    assertOk(await docker.run(['manifest', 'annotate', '--arch', 'amd64', `${repo}:1.0`, `${repo}:1.0-arm64`]), 'annotate arm64 image as amd64')
+    const push = await docker.run(['manifest', 'push', '--insecure', `${repo}:1.0`])
+    if (base === registry.url) {
+      t.equal(push.code, 0, `stored straight: ${push.stderr}`)
+    } else {
+      t.not(push.code, 0, 'refused through the proxy')
+      t.match(push.stderr, 'entry says linux/amd64, the image is linux/arm64')
+      t.match(push.stderr, 'docker manifest annotate --os linux --arch arm64')
+      t.equal((await getManifest(registry.url, 'team/cli', '1.0')).status, 404, 'nothing stored through the proxy')
+    }
+  }
+})
+
