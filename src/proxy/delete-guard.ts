@@ -15,10 +15,10 @@ import type { Services } from './services.js'
 // credentials), and a delete that would break one is refused. A digest no known list names
 // goes straight through: a cleanup of untagged images costs no extra request.
 
-/** Lists confirmed per delete; the error names them, and a few say enough. */
-const MAX_LISTS_CONFIRMED = 20
-/** Lists named in the message. */
+/** Lists named in the message; once that many are confirmed, the rest need not be asked about. */
 const LISTS_NAMED = 4
+/** Tag lookups per delete at most (a digest named by many lists whose tags all moved on). */
+const MAX_LOOKUPS = 64
 
 export function createDeleteGuard(services: Services): DeleteHandler {
   const { config } = services
@@ -36,8 +36,15 @@ export function createDeleteGuard(services: Services): DeleteHandler {
     const ctx = { authorization: request.headers.authorization, stats }
     const tagged: { list: IndexedList; tag: string }[] = []
     let unconfirmed = 0
-    for (const list of candidates.slice(0, MAX_LISTS_CONFIRMED)) {
+    let asked = 0
+    for (const list of candidates) {
+      if (tagged.length >= LISTS_NAMED) break
       for (const tag of [...list.tags]) {
+        if (asked++ >= MAX_LOOKUPS) {
+          // Past the budget nothing is known of the remaining lists: the delete is unverified.
+          unconfirmed++
+          break
+        }
         const now = await services.client.resolveTag(path.name, tag, ctx)
         if (now.status === 'found' && now.value.digest === list.digest) {
           tagged.push({ list, tag })
