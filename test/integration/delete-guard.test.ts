@@ -1,4 +1,5 @@
 import t from 'tap'
+import { skopeo } from '../helpers/clients.js'
 import { buildImage, buildIndex, type BuiltImage } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { startRegistry } from '../helpers/registry.js'
@@ -64,6 +65,13 @@ t.test('delete guard: straight to the registry and through the proxy', async (t)
     t.equal((await getManifest(registry.url, 'team/app', arm.manifest.digest)).status, 200, 'the child is still there')
     const record = proxy.logs.find((r) => r['event'] === 'delete.refused')[0]!
     t.match(record, { repository: 'team/app', digest: arm.manifest.digest, object: 'manifest', upstreamRequests: 1 })
+  })
+
+  await t.test('skopeo delete of the other child: refused, the message printed', async (t) => {
+    const r = await skopeo(['delete', '--tls-verify=false', `docker://${proxy.host}/team/app@${amd.manifest.digest}`])
+    t.not(r.code, 0)
+    t.match(r.stderr, 'the tagged list team/app:1.0')
+    t.equal((await getManifest(registry.url, 'team/app', amd.manifest.digest)).status, 200)
   })
 
   await t.test("deleting a layer or the config of such a child is refused", async (t) => {
