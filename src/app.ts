@@ -10,6 +10,7 @@ import { registerAdminHealth, registerHealth } from './admin/health.js'
 import { registerPassthrough } from './proxy/passthrough.js'
 import { buildAdminApps } from './admin/admin.js'
 import { decisionRecorder } from './proxy/decisions.js'
+import { createDeleteGuard } from './proxy/delete-guard.js'
 import { createListPushHandler } from './proxy/list-push.js'
 import { createSeam } from './proxy/seam.js'
 import { createResponseObserver } from './proxy/traffic-observer.js'
@@ -107,7 +108,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   registerHealth(app, services.client, services.lifecycle)
   installRequestMetrics(app, services)
   const listPush = createListPushHandler(services, decisionRecorder({ ...services, audited: config.audit.include }))
-  await registerPassthrough(app, { origin: config.upstream, pool: services.passthrough }, createSeam(services.client, forward, listPush))
+  await registerPassthrough(app, { origin: config.upstream, pool: services.passthrough }, createSeam(services.client, forward, listPush, createDeleteGuard(services)))
   const admin = config.admin.enabled ? await buildAdminApps(services) : null
   // The admin listeners take only small requests (notifications, API calls): each must arrive
   // whole within the body idle timeout, on top of the same header, keep-alive and connection limits.

@@ -5,9 +5,11 @@ import { type Config, FIELDS } from './config/schema.js'
 import { policyResolver } from './proxy/policy.js'
 import { GuardedLedger } from './ledger/guarded-ledger.js'
 import { createLedger, trustedCas, walkLimitsOf } from './proxy/services.js'
-import { type CheckResult, checkList } from './inspect/check-list.js'
+import { type CheckResult, checkList, judgedBy } from './inspect/check-list.js'
 import type { LookupContext } from './oci/content-lookup.js'
+import { isIndex } from './oci/media-type.js'
 import { isRepositoryName, parseReference } from './oci/reference.js'
+import { limiter } from './validate/limiter.js'
 import { CachedSource } from './upstream/cached-source.js'
 import { ManifestCache } from './upstream/manifest-cache.js'
 import { RegistryClient } from './upstream/registry-client.js'
@@ -18,13 +20,21 @@ import { RegistryClient } from './upstream/registry-client.js'
 // candidate repositories and ledger, so a check and a push reach the same verdict — and, with
 // the Redis ledger, can name stale and deleted children the same way.
 
+/** Lists checked at once by --all-repositories (each walk has validation.concurrency lookups of its own). */
+const SWEEP_CONCURRENCY = 4
+/** Repositories whose tags are listed at once. */
+const SWEEP_REPOSITORIES = 2
+
 export const CHECK_USAGE = `usage: manifest-guard check [options] REGISTRY/NAME[:TAG|@DIGEST]
+       manifest-guard check [options] --all-repositories REGISTRY
 
 Checks a list, index or image already in a registry: every child manifest and every blob,
 in its own repository. Exit code 0 when sound (warnings are printed), 1 when broken, 3 when
 it could not be checked, 2 for bad usage.
 
   --all-tags            check every tag of the repository (a progress line on a terminal)
+  --all-repositories    check every list of every repository in the registry's catalog
+                        (paginated; ${SWEEP_CONCURRENCY} lists at a time; prints the broken and warned ones)
   --json                one JSON document on stdout instead of text
   --plain-http          talk HTTP, not HTTPS (the default for localhost and 127.0.0.0/8)
   --username USER       registry credentials (Basic, or for the token flow)
@@ -87,6 +97,7 @@ export interface CheckIo {
 /** Flags of the check itself; the rest are settings, parsed as the proxy parses them. */
 const CHECK_FLAGS = {
   'all-tags': { type: 'boolean' },
+  'all-repositories': { type: 'boolean' },
   json: { type: 'boolean' },
   'plain-http': { type: 'boolean' },
   username: { type: 'string' },
@@ -138,8 +149,9 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
   let config: Config
   let timeoutMs: number
   try {
-    if (positionals.length !== 1) throw new UsageError('give exactly one REGISTRY/NAME[:TAG]')
-    target = parseTarget(positionals[0] as string)
+    if (positionals.length !== 1) throw new UsageError(values['all-repositories'] === true ? 'give exactly one REGISTRY' : 'give exactly one REGISTRY/NAME[:TAG]')
+    if (values['all-repositories'] === true && values['all-tags'] === true) throw new UsageError('--all-repositories checks every tag already; leave out --all-tags')
+    target = values['all-repositories'] === true ? parseRegistry(positionals[0] as string) : parseTarget(positionals[0] as string)
     if (values['all-tags'] === true && target.reference !== undefined) throw new UsageError('--all-tags takes REGISTRY/NAME without a tag')
     if (values['password-stdin'] === true && values['token-stdin'] === true) throw new UsageError('standard input holds a password or a token, not both')
     config = loadConfig({ argv: settings, env: io.env })
@@ -159,12 +171,19 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
   const ledger = new GuardedLedger(createLedger(config), { timeoutMs: config.ledger.redisTimeoutMs, maxPending: config.ledger.maxPending })
   const limits = { ...walkLimitsOf(config), timeoutMs }
   // Judged as a push to this repository would be: validation.staleChild and its rules.
-  const { staleChild } = policyResolver(config)(target.repository)
+  const judged = judgedBy(policyResolver(config)(target.repository))
   const ctx: LookupContext =
     token !== undefined && token !== '' && values.username === undefined
       ? { authorization: `Bearer ${token}` }
       : { authorization: undefined, credentials: { ...(values.username === undefined ? {} : { username: values.username, password: password ?? '' }) } }
   try {
+    if (values['all-repositories'] === true) {
+      const resolve = policyResolver(config)
+      return await sweep({ client, source, ctx, io, json: values.json === true, host: target.host, check: (repository, reference) => {
+        const policy = resolve(repository)
+        return checkList({ source, ledger, repository, reference, limits, candidatePatterns: config.validation.candidateRepositories, ...judgedBy(policy), ctx, registryHost: target.host })
+      } })
+    }
     let references = target.reference === undefined ? ['latest'] : [target.reference]
     if (values['all-tags'] === true) {
       const tags = await client.listTags(target.repository, ctx)
@@ -185,7 +204,7 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
         reference,
         limits,
         candidatePatterns: config.validation.candidateRepositories,
-        staleChild,
+        ...judged,
         ctx,
         registryHost: target.host,
       })
@@ -208,6 +227,82 @@ export async function runCheck(argv: readonly string[], io: CheckIo): Promise<nu
   } finally {
     await Promise.allSettled([client.close(), ledger.close()])
   }
+}
+
+/** `REGISTRY` for --all-repositories: a host, as in REGISTRY/NAME. */
+function parseRegistry(value: string): Target {
+  const host = value.replace(/\/+$/, '')
+  if (host.includes('/') || !(host.includes('.') || host.includes(':') || host === 'localhost')) throw new UsageError(`--all-repositories takes a registry host such as registry.example:5000 (got "${value}")`)
+  return { host, repository: '', reference: undefined }
+}
+
+interface SweepInput {
+  readonly client: RegistryClient
+  readonly source: CachedSource
+  readonly ctx: LookupContext
+  readonly io: CheckIo
+  readonly json: boolean
+  readonly host: string
+  readonly check: (repository: string, reference: string) => Promise<CheckResult>
+}
+
+/**
+ * Every list of every repository: the catalog (paginated), each repository's tags, a HEAD of
+ * each tag to keep only lists and indexes, and the push-time check of each. Exit 1 when any
+ * list is broken, 3 when something could not be checked, else 0.
+ */
+async function sweep(s: SweepInput): Promise<number> {
+  const { io } = s
+  const catalog = await s.client.listRepositories(s.ctx)
+  if (catalog.status !== 'found') {
+    io.stderr.write(`manifest-guard check: cannot read the catalog of ${s.host}: ${catalog.status === 'failed' ? catalog.reason : catalog.status}\n`)
+    return 3
+  }
+  const progress = io.stderr.isTTY === true && !s.json
+  const results: CheckResult[] = []
+  const failures: { repository: string; reason: string }[] = []
+  let images = 0
+  let done = 0
+  const perRepository = limiter(SWEEP_REPOSITORIES)
+  const perList = limiter(SWEEP_CONCURRENCY)
+  const show = (what: string): void => void (progress && io.stderr.write(`\r\x1b[K[${done} checked, ${results.filter((r) => r.status === 'broken').length} broken] ${what}`))
+  await Promise.all(
+    catalog.value.map((repository) =>
+      perRepository(async () => {
+        const tags = await s.client.listTags(repository, s.ctx)
+        if (tags.status !== 'found') {
+          failures.push({ repository, reason: tags.status === 'failed' ? tags.reason : tags.status })
+          return
+        }
+        await Promise.all(
+          tags.value.map((tag) =>
+            perList(async () => {
+            const head = await s.source.resolveTag(repository, tag, s.ctx)
+            if (head.status === 'found' && !isIndex(head.value.mediaType)) {
+              images++
+              return
+            }
+            show(`${repository}:${tag}`)
+            const result = await s.check(repository, tag)
+            done++
+            results.push(result)
+            if (!s.json && result.status !== 'sound') io.stdout.write(`${progress ? '\r\x1b[K' : ''}${formatResult(result)}`)
+            }),
+          ),
+        )
+      }),
+    ),
+  )
+  if (progress) io.stderr.write('\r\x1b[K')
+  const broken = results.filter((r) => r.status === 'broken').length
+  const unchecked = results.filter((r) => r.status === 'unchecked').length + failures.length
+  if (s.json) {
+    io.stdout.write(`${JSON.stringify({ registry: s.host, repositories: catalog.value.length, lists: results.length, images, broken, unchecked, results, failures }, null, 2)}\n`)
+  } else {
+    for (const f of failures) io.stdout.write(`${f.repository}  NOT CHECKED: cannot list its tags: ${f.reason}\n`)
+    io.stdout.write(`\n${catalog.value.length} repositories, ${results.length} lists checked: ${results.length - broken - results.filter((r) => r.status === 'unchecked').length} sound, ${broken} broken, ${unchecked} not checked (${images} image tags skipped)\n`)
+  }
+  return broken > 0 ? 1 : unchecked > 0 ? 3 : 0
 }
 
 /** --timeout-ms, validated as the setting it stands for (validation.timeoutMs). */

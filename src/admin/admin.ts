@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import { readSecret } from '../config/load.js'
-import { checkList } from '../inspect/check-list.js'
+import { checkList, judgedBy } from '../inspect/check-list.js'
 import { RegistryError } from '../oci/error-code.js'
 import { isRepositoryName, parseReference } from '../oci/reference.js'
 import { adminTokenHook } from './admin-auth.js'
@@ -95,8 +95,8 @@ async function registerApi(app: FastifyInstance, services: Services): Promise<vo
           candidatePatterns: config.validation.candidateRepositories,
           ctx: { authorization: undefined, credentials },
           registryHost: new URL(config.upstream).host,
-          // Judged as a push to this repository is: validation.staleChild and its rules.
-          staleChild: resolvePolicy(repository).staleChild,
+          // Judged as a push to this repository is: its settings after the rules.
+          ...judgedBy(resolvePolicy(repository)),
         })
         return reply.code(result.status === 'unchecked' ? 502 : 200).send(result)
       })

@@ -1,12 +1,19 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { readSecret } from '../config/load.js'
-import { isDigest } from '../oci/digest.js'
+import type { LookupContext } from '../oci/content-lookup.js'
+import { type Digest, isDigest } from '../oci/digest.js'
 import { RegistryError } from '../oci/error-code.js'
-import { isManifest } from '../oci/media-type.js'
+import { isIndex, isManifest } from '../oci/media-type.js'
 import { isRepositoryName, isTag } from '../oci/reference.js'
 import { sendRegistryError } from '../proxy/error-mapper.js'
 import type { Services } from '../proxy/services.js'
+import { limiter } from '../validate/limiter.js'
+
+/** Notified lists read at once for the delete guard, so a burst of notifications stays a trickle. */
+const INDEXING_CONCURRENCY = 2
+/** Children read per notified list. */
+const MAX_CHILDREN_READ = 500
 
 // POST /_guard/v1/events: CNCF distribution's notifications (configuration `notifications:
 // endpoints:`), so pushes that bypass the proxy (internal CI pushing straight to the
@@ -31,6 +38,23 @@ export function registerRegistryEvents(app: FastifyInstance, services: Services,
   if (token === undefined) return
   const expected = Buffer.from(`Bearer ${token}`)
   const { metrics, ledger, logger } = services
+  const indexing = limiter(INDEXING_CONCURRENCY)
+  const lookup = services.config.lookupCredentials
+  const credentials = lookup.username === undefined ? {} : { username: lookup.username, password: readSecret(lookup.password, lookup.passwordFile) ?? '' }
+  /**
+   * Reads the list and its children (the proxy's lookup credentials; bodies go through the
+   * manifest cache) in the background: the registry's notification is answered at once.
+   */
+  function indexList(repository: string, tag: string, digest: Digest): void {
+    if (!services.config.deleteGuard.enabled || services.listIndex.has(repository, digest, tag)) return
+    void indexing(async () => {
+      const ctx: LookupContext = { authorization: undefined, credentials, signal: AbortSignal.timeout(services.config.validation.timeoutMs) }
+      const found = await services.source.manifest(repository, digest, ctx)
+      if (found.status !== 'found' || found.value.manifest?.kind !== 'index') return
+      for (const child of found.value.manifest.manifests.slice(0, MAX_CHILDREN_READ)) await services.source.manifest(repository, child.digest, ctx)
+      services.listIndex.recordList(repository, tag, digest, found.value.manifest, (d) => services.cache.body(d))
+    }).catch((err: unknown) => logger.warn({ err, repository, digest }, 'reading a notified list for the delete guard failed'))
+  }
 
   app.register(async (scope) => {
     scope.addContentTypeParser([EVENTS_MEDIA_TYPE, 'application/json'], { parseAs: 'string', bodyLimit: MAX_EVENTS_BYTES }, (_req, body, done) => {
@@ -74,6 +98,8 @@ export function registerRegistryEvents(app: FastifyInstance, services: Services,
           }
           recorded++
           metrics.registryEvents.inc({ outcome: 'recorded' })
+          // A tagged list pushed straight to the registry: the delete guard learns what it names.
+          if (tag !== undefined && isIndex(mediaType)) indexList(repository, tag, digest)
         } else {
           // Blob pushes, mounts and deletions teach nothing: existence is asked at every push.
           metrics.registryEvents.inc({ outcome: 'ignored' })

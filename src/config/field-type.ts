@@ -169,3 +169,16 @@ export function listOf(item: FieldType<string>): FieldType<readonly string[]> {
     },
   }
 }
+
+/** A platform as docker and buildx write it: `os/arch` or `os/arch/variant`. */
+const platformName: FieldType<string> = {
+  describe: 'os/arch[/variant]',
+  parse(raw) {
+    const s = fromString(raw)
+    if (s === undefined || !/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)?$/.test(s)) return { expected: 'os/arch or os/arch/variant (linux/arm64, linux/arm/v7)' }
+    return { value: s }
+  },
+}
+
+/** A list of platforms (`linux/amd64,linux/arm64`). */
+export const platformSpec: FieldType<readonly string[]> = listOf(platformName)

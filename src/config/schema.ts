@@ -12,6 +12,7 @@ import {
   listOf,
   oneOf,
   optionalPath,
+  platformSpec,
   text,
 } from './field-type.js'
 import { type RepositoryRule, rulesType } from './repository-rule.js'
@@ -68,9 +69,15 @@ export interface Config {
     readonly timeoutMs: number
     readonly candidateRepositories: readonly string[]
     readonly rules: readonly RepositoryRule[]
+    readonly platformMismatch: StalePolicy
+    readonly requiredPlatforms: readonly string[]
   }
   readonly cache: {
     readonly maxManifestBytes: number
+  }
+  readonly deleteGuard: {
+    readonly enabled: boolean
+    readonly maxLists: number
   }
   readonly ledger: {
     readonly store: 'memory' | 'redis'
@@ -240,6 +247,26 @@ export const FIELDS: readonly Field[] = [
     ['{name}/{arch}', '{name}-{arch}', '{name}/{os}-{arch}'],
     'Where to look for a child missing from the target repository ({name}, {os}, {arch}, {variant}).',
   ),
+  // After the push: lists are what they claim (part 17).
+  field(
+    'validation.platformMismatch',
+    oneOf(STALE_POLICIES),
+    'reject',
+    "An entry whose platform is not its image's (os, architecture, variant, Windows build as the config says): reject, or forward with a warning (mirrors of mislabelled upstream images).",
+  ),
+  field(
+    'validation.requiredPlatforms',
+    platformSpec,
+    [],
+    'Platforms every list must have an entry for (linux/amd64,linux/arm64; a platform without variant takes any); a list without one is refused, naming it. Attestations do not count.',
+  ),
+  field(
+    'deleteGuard.enabled',
+    boolean,
+    true,
+    'Refuse DELETE of a manifest a tagged list of its repository names, or of a config or layer such a manifest needs (in validation.mode enforce; logged only in warn). Lists are known from the pushes the proxy sees.',
+  ),
+  field('deleteGuard.maxLists', integer(1, 10_000_000), 50_000, 'Tagged lists the delete guard remembers (which digests each names); the least recently pushed are forgotten first.'),
   field('validation.rules', rulesType, [], 'Per-repository overrides: [{match: "team/**", mode: warn, staleChild: warn, onLookupFailure: forward, repair: copy-children}]; first match wins.', true),
   field('cache.maxManifestBytes', integer(0, 1 << 30), 64 << 20, 'Bytes of manifest bodies remembered (content-addressed, never stale), so a child seen before costs a HEAD instead of a GET; 0 disables.'),
   field('ledger.store', oneOf(['memory', 'redis'] as const), 'memory', 'Where push records live: this process, or Redis shared by every replica.'),

@@ -9,6 +9,8 @@ import { type Cause, HARD_CAUSES, LOOKUP_CAUSES, type Problem } from './problem.
 export interface Policy {
   readonly mode: 'enforce' | 'warn'
   readonly staleChild: 'reject' | 'warn'
+  /** An entry whose platform is not its image's: refused unless 'warn' (mirrors of mislabelled upstreams). */
+  readonly platformMismatch: 'reject' | 'warn'
   readonly onLookupFailure: 'reject' | 'forward'
   /** When the stale check could not run (the ledger unreadable, or a gap in a tag's history). */
   readonly onLedgerFailure: 'reject' | 'forward'
@@ -40,6 +42,8 @@ const CODE: Readonly<Record<Cause, ErrorCodeName>> = {
   'unreadable-elsewhere': 'MANIFEST_BLOB_UNKNOWN',
   'child-missing': 'MANIFEST_BLOB_UNKNOWN',
   'blob-missing': 'MANIFEST_BLOB_UNKNOWN',
+  'platform-mismatch': 'MANIFEST_INVALID',
+  'platform-missing': 'MANIFEST_INVALID',
   'size-mismatch': 'MANIFEST_INVALID',
   'media-type-mismatch': 'MANIFEST_INVALID',
   'child-unreadable': 'MANIFEST_INVALID',
@@ -83,8 +87,8 @@ export function decide(found: readonly Problem[], policy: Policy, ctx: MessageCo
 }
 
 /** Whether a problem stops the push under this policy (in enforce mode). */
-export function isBlocking(p: Problem, policy: Pick<Policy, 'staleChild'>): boolean {
-  return HARD_CAUSES.has(p.cause) || (p.cause === 'stale-present' && policy.staleChild === 'reject')
+export function isBlocking(p: Problem, policy: Pick<Policy, 'staleChild' | 'platformMismatch'>): boolean {
+  return HARD_CAUSES.has(p.cause) || (p.cause === 'stale-present' && policy.staleChild === 'reject') || (p.cause === 'platform-mismatch' && policy.platformMismatch !== 'warn')
 }
 
 /** One wire error: the sentence in `message`, the facts in `detail` for tools and logs. */
@@ -96,12 +100,13 @@ export function wireError(p: Problem, ctx: MessageContext): WireError {
 const DETAIL_LIST_LIMIT = 20
 
 export function detailOf(p: Problem, ctx: Pick<MessageContext, 'repository' | 'reference' | 'requestId'>): Record<string, unknown> {
-  const { platforms, parents, ...facts } = p
+  const { platforms, parents, imagePlatform, ...facts } = p
   const parentList = parents === undefined ? undefined : [...new Set(parents)]
   return {
     ...facts,
     ...(platforms === undefined ? {} : { platforms: [...new Set(platforms.map((x) => formatPlatform(x)))].slice(0, DETAIL_LIST_LIMIT) }),
     ...(parentList === undefined ? {} : { parents: parentList.slice(0, DETAIL_LIST_LIMIT) }),
+    ...(imagePlatform === undefined ? {} : { imagePlatform: formatPlatform(imagePlatform) }),
     ...(parentList !== undefined && parentList.length > DETAIL_LIST_LIMIT ? { parentsOmitted: parentList.length - DETAIL_LIST_LIMIT } : {}),
     ...(p.pushedAt === undefined ? {} : { pushedAt: new Date(p.pushedAt).toISOString() }),
     ...(p.nowAt === undefined ? {} : { nowAt: new Date(p.nowAt).toISOString() }),

@@ -92,6 +92,12 @@ export async function investigate(input: InvestigationInput): Promise<Investigat
       case 'child-unreadable':
         problems.push({ cause: 'child-unreadable', object: 'child manifest', digest: f.descriptor.digest, platforms: platformsOf(f.paths), reason: f.problem })
         break
+      case 'platform-mismatch':
+        problems.push({ cause: 'platform-mismatch', object: 'child manifest', digest: f.descriptor.digest, platforms: [f.entry], imagePlatform: f.image })
+        break
+      case 'platform-missing':
+        problems.push({ cause: 'platform-missing', missingPlatforms: f.missing, presentPlatforms: f.present })
+        break
       case 'duplicate-entry':
         problems.push({ cause: 'duplicate-entry', digest: f.descriptors[1].digest, otherDigest: f.descriptors[0].digest, platforms: [f.descriptors[1].platform] })
         break

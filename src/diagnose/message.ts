@@ -90,6 +90,16 @@ function sentence(p: Problem, ctx: MessageContext): string {
         `the child manifest is there but this blob was deleted or never uploaded, so the registry would accept the list and pulls would fail. ` +
         `Fix: push the ${platformWords(p)}image to ${repo}${p.parentTag === undefined ? '' : ` (${ctx.registryHost}/${repo}:${p.parentTag})`} again, then push the list`
       )
+    case 'platform-mismatch':
+      return (
+        `mislabelled child ${p.digest}: entry says ${platforms(p)}, the image is ${formatPlatform(p.imagePlatform)} (its config says so), ` +
+        `so ${platforms(p)} nodes would pull an image that cannot run there. Fix: ${relabel(p, ctx)}`
+      )
+    case 'platform-missing':
+      return (
+        `the list has no ${(p.missingPlatforms ?? []).join(' and ')} image (required for ${repo} by validation.requiredPlatforms; it has ${(p.presentPlatforms ?? []).join(', ') || 'no platform'}): ` +
+        `that platform's build did not make it into the list. Fix: build and push the ${(p.missingPlatforms ?? []).join(' and ')} image to ${repo}, then ${recreate(ctx)}`
+      )
     case 'size-mismatch': {
       const named = p.object === 'child manifest' ? 'child' : p.object === 'entry' ? 'blob' : p.object
       const says = p.object === 'child manifest' || p.object === 'entry' ? 'the list' : `its manifest ${parents(p)}`
@@ -197,6 +207,21 @@ function by(p: Problem): string {
 function others(checked: readonly string[] | undefined, repo: string): string {
   const rest = (checked ?? []).filter((r) => r !== repo)
   return rest.length === 0 ? '' : ` (nor in ${rest.join(', ')})`
+}
+
+/** How to give a mislabelled entry its image's platform, in the client's own commands. */
+function relabel(p: Problem, ctx: MessageContext): string {
+  const list = `${ctx.registryHost}/${ctx.repository}${ctx.reference.includes(':') ? `@${ctx.reference}` : `:${ctx.reference}`}`
+  const image = p.imagePlatform
+  const flags = image === undefined ? '' : `--os ${image.os} --arch ${image.architecture}${image.variant === undefined ? '' : ` --variant ${image.variant}`}`
+  const child = `${ctx.registryHost}/${ctx.repository}@${p.digest ?? ''}`
+  if (ctx.client === 'docker') {
+    return `docker manifest annotate ${flags} ${list} ${child}, then docker manifest push ${list}; or point the entry at the right image (docker buildx imagetools create takes each platform from the image itself)`
+  }
+  if (ctx.client === 'containers') {
+    return `buildah manifest annotate ${flags} <list> ${p.digest ?? ''} (podman manifest annotate alike), or add the image again without --os/--arch so its own platform is used, then manifest push --all to ${list}`
+  }
+  return `set the entry's platform to ${formatPlatform(image)}, or point it at the ${platforms(p)} image, then push ${list} again`
 }
 
 /** How to remake the list from the current platform images, in the client's own commands. */

@@ -15,6 +15,8 @@ import type { Platform } from '../oci/platform.js'
  *   refused the client's credentials in repositories where it may be (token auth's scoped tokens).
  * - child-missing: child missing, not explained (more problems in one push than are explained).
  * - blob-missing: child present, one of its blobs missing (or a blob entry of the index missing).
+ * - platform-mismatch: an entry's platform is not the one its image's config says.
+ * - platform-missing: a platform validation.requiredPlatforms asks for has no entry.
  * - tag-moved: child present, its tag re-pushed since, and nothing says whether the list owns that tag.
  * - released-copy: child present, its tag (the list's own) re-pushed since, but the list is a copy
  *   of one already released as some tag's value (a rollback, a promotion, a restore).
@@ -32,6 +34,8 @@ export const CAUSES = [
   'unreadable-elsewhere',
   'child-missing',
   'blob-missing',
+  'platform-mismatch',
+  'platform-missing',
   'size-mismatch',
   'media-type-mismatch',
   'child-unreadable',
@@ -82,6 +86,11 @@ export interface Problem {
   readonly otherDigest?: Digest
   readonly limit?: number
   readonly reason?: string
+  /** platform-mismatch: what the image's config says (`platforms` holds what the entry says). */
+  readonly imagePlatform?: Platform
+  /** platform-missing: the required platforms without an entry, and those the list has. */
+  readonly missingPlatforms?: readonly string[]
+  readonly presentPlatforms?: readonly string[]
 }
 
 export const LOOKUP_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['lookup-failed', 'timeout'])
@@ -91,5 +100,5 @@ export const WARNING_CAUSES: ReadonlySet<Cause> = new Set<Cause>(['tag-moved', '
 
 /** Causes that make a list broken whatever the policy says: all but these. */
 export const HARD_CAUSES: ReadonlySet<Cause> = new Set<Cause>(
-  CAUSES.filter((c) => c !== 'stale-present' && c !== 'denied' && c !== 'ledger-unavailable' && !LOOKUP_CAUSES.has(c) && !WARNING_CAUSES.has(c)),
+  CAUSES.filter((c) => c !== 'stale-present' && c !== 'platform-mismatch' && c !== 'denied' && c !== 'ledger-unavailable' && !LOOKUP_CAUSES.has(c) && !WARNING_CAUSES.has(c)),
 )

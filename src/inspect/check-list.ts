@@ -30,6 +30,9 @@ export interface CheckInput {
    * judged: required, so no caller can judge by another setting than the proxy does.
    */
   readonly staleChild: 'reject' | 'warn'
+  /** validation.platformMismatch and requiredPlatforms for this repository, likewise. */
+  readonly platformMismatch: 'reject' | 'warn'
+  readonly requiredPlatforms: readonly string[]
 }
 
 /** `warned`: sound, with problems a push would be forwarded with (and logged as push.warned). */
@@ -85,9 +88,10 @@ export async function checkList(input: CheckInput): Promise<CheckResult> {
     limits: input.limits,
     candidatePatterns: input.candidatePatterns,
     ctx,
+    requiredPlatforms: manifest.kind === 'index' ? (input.requiredPlatforms ?? []) : [],
   })
   const messages = { registryHost: input.registryHost, repository, reference, requestId: id, client: 'other' as const, childTags: investigation.childTags }
-  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild, onLookupFailure: 'reject', onLedgerFailure: 'reject', retryAfterSeconds: 0 }, messages)
+  const decision = decide(investigation.problems, { mode: 'enforce', staleChild: input.staleChild, platformMismatch: input.platformMismatch, onLookupFailure: 'reject', onLedgerFailure: 'reject', retryAfterSeconds: 0 }, messages)
   const counts = { children: walk.stats.manifestsChecked - (manifest.kind === 'image' ? 1 : 0), blobs: walk.stats.blobsChecked }
   const common = {
     ...base,
@@ -110,4 +114,9 @@ function unreachable(answer: { status: string; httpStatus?: number; reason?: str
   if (answer.status === 'missing') return `${what} does not exist`
   if (answer.status === 'denied') return `the registry refused the credentials (${answer.httpStatus ?? 401}) for ${what}`
   return `${what} could not be read (${answer.reason ?? 'unknown error'})`
+}
+
+/** The settings a check is judged by, taken from a repository's policy (proxy/policy.ts). */
+export function judgedBy(policy: Pick<CheckInput, 'staleChild' | 'platformMismatch' | 'requiredPlatforms'>): Pick<CheckInput, 'staleChild' | 'platformMismatch' | 'requiredPlatforms'> {
+  return { staleChild: policy.staleChild, platformMismatch: policy.platformMismatch, requiredPlatforms: policy.requiredPlatforms }
 }

@@ -24,6 +24,8 @@ export interface ExamineInput {
   readonly limits: WalkLimits
   readonly candidatePatterns: readonly string[]
   readonly ctx: LookupContext
+  /** validation.requiredPlatforms for this repository. */
+  readonly requiredPlatforms?: readonly string[]
 }
 
 export interface Examination {
@@ -37,7 +39,7 @@ export async function examine(input: ExamineInput): Promise<Examination> {
   // Every lookup in flight listens on it: as many as the concurrency allows.
   setMaxListeners(input.limits.concurrency + 16, signal)
   const ctx: LookupContext = { ...input.ctx, signal }
-  const walk = await walkIndex({ repository: input.repository, index: input.index, source: input.source, limits: input.limits, ctx })
+  const walk = await walkIndex({ repository: input.repository, index: input.index, source: input.source, limits: input.limits, ctx, requiredPlatforms: input.requiredPlatforms ?? [] })
   const investigation = await investigate({
     repository: input.repository,
     list: { digest: input.index.digest, children: input.index.manifests },

@@ -79,3 +79,92 @@ export function samePlatform(a: Platform | undefined, b: Platform | undefined): 
 export function platformKey(platform: Platform): string {
   return JSON.stringify([platform.os, platform.architecture, platform.variant ?? '', platform.osVersion ?? '', [...(platform.osFeatures ?? [])].sort(), [...(platform.features ?? [])].sort()])
 }
+
+/** The os/architecture/variant of a platform with the aliases producers write folded together. */
+export interface NormalPlatform {
+  readonly os: string
+  readonly architecture: string
+  readonly variant: string
+}
+
+/**
+ * containerd's aliases (platforms.normalizeArch), but only for fields that are present: its
+ * defaults (an empty arm variant read as v7, an empty os as the host's) would invent facts an
+ * entry or a config never stated. `arm64/v8` and `amd64/v1` are the base of their architecture.
+ */
+export function normalizePlatform(p: { readonly os?: string; readonly architecture?: string; readonly variant?: string }): NormalPlatform {
+  const os = (p.os ?? '').toLowerCase()
+  let architecture = (p.architecture ?? '').toLowerCase()
+  let variant = (p.variant ?? '').toLowerCase()
+  switch (architecture) {
+    case 'x86_64':
+    case 'x86-64':
+    case 'amd64':
+      architecture = 'amd64'
+      if (variant === 'v1') variant = ''
+      break
+    case 'aarch64':
+    case 'arm64':
+      architecture = 'arm64'
+      if (variant === '8' || variant === 'v8' || variant === 'v8.0') variant = ''
+      break
+    case 'i386':
+      architecture = '386'
+      break
+    case 'armhf':
+      architecture = 'arm'
+      variant = 'v7'
+      break
+    case 'armel':
+      architecture = 'arm'
+      variant = 'v6'
+      break
+    case 'armv5':
+    case 'armv5l':
+    case 'armv6':
+    case 'armv6l':
+    case 'armv7':
+    case 'armv7l':
+      variant = `v${architecture[4]}`
+      architecture = 'arm'
+      break
+    case 'arm':
+      if (/^[5-8]$/.test(variant)) variant = `v${variant}`
+      break
+  }
+  return { os, architecture, variant }
+}
+
+/** Windows compares builds on major.minor.build (`10.0.17763`); the revision drifts with patches. */
+function windowsBuild(version: string): string {
+  return version.split('.').slice(0, 3).join('.')
+}
+
+/**
+ * Whether an entry's platform and its image's config disagree: os and architecture after the
+ * aliases, the variant only when both state one, Windows os.version on major.minor.build when
+ * both state it. os.features and features are never compared (configs do not carry them
+ * reliably). A field one side leaves empty is not compared.
+ */
+export function platformsDisagree(entry: Platform, config: Platform): boolean {
+  const e = normalizePlatform(entry)
+  const c = normalizePlatform(config)
+  if (e.os !== '' && c.os !== '' && e.os !== c.os) return true
+  if (e.architecture !== '' && c.architecture !== '' && e.architecture !== c.architecture) return true
+  if (e.variant !== '' && c.variant !== '' && e.variant !== c.variant) return true
+  if (e.os === 'windows' && entry.osVersion !== undefined && config.osVersion !== undefined && windowsBuild(entry.osVersion) !== windowsBuild(config.osVersion)) return true
+  return false
+}
+
+/** `linux/arm64` or `linux/arm/v7` as written in settings; undefined when it is not one. */
+export function parsePlatformSpec(spec: string): NormalPlatform | undefined {
+  const parts = spec.trim().split('/')
+  if (parts.length < 2 || parts.length > 3 || parts.some((s) => !/^[A-Za-z0-9_.-]+$/.test(s))) return undefined
+  return normalizePlatform({ os: parts[0]!, architecture: parts[1]!, ...(parts[2] === undefined ? {} : { variant: parts[2] }) })
+}
+
+/** Whether an entry's platform is the required one (a required platform without variant takes any). */
+export function meetsPlatform(entry: Platform, required: NormalPlatform): boolean {
+  const e = normalizePlatform(entry)
+  return e.os === required.os && e.architecture === required.architecture && (required.variant === '' || e.variant === required.variant)
+}

@@ -48,6 +48,14 @@ export type ManifestPutHandler = (
   forward: (intercept?: ResponseInterceptor) => void,
 ) => unknown
 
+/** Handles a DELETE of a manifest or blob: forwards it, or refuses one that would break a tagged list. */
+export type DeleteHandler = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  path: Extract<RegistryPath, { kind: 'manifest' | 'blob' }>,
+  forward: () => void,
+) => unknown
+
 export interface DecisionRecord {
   readonly decision: Decision
   readonly index: IndexManifest

@@ -84,6 +84,7 @@ export function createListPushHandler(services: Services, onDecision: DecisionLi
       limits: walkLimitsOf(config),
       candidatePatterns: v.candidateRepositories,
       ctx,
+      requiredPlatforms: policy.requiredPlatforms,
     })
     const messageContext: MessageContext = {
       registryHost: clientOrigin(request, config.trustForwardedHeaders, tls).host,

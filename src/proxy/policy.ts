@@ -5,7 +5,7 @@ import type { Policy } from '../diagnose/decision.js'
 // The validation policy for one repository: the defaults, overridden by the first matching
 // per-repository rule.
 
-export type RepositoryPolicy = Omit<Policy, 'mode'> & { readonly mode: Mode; readonly repair: RepairPolicy }
+export type RepositoryPolicy = Omit<Policy, 'mode'> & { readonly mode: Mode; readonly repair: RepairPolicy; readonly requiredPlatforms: readonly string[] }
 
 export function policyResolver(config: Config): (repository: string) => RepositoryPolicy {
   const match = ruleMatcher(config.validation.rules)
@@ -18,6 +18,8 @@ export function policyResolver(config: Config): (repository: string) => Reposito
       onLookupFailure: rule?.onLookupFailure ?? v.onLookupFailure,
       onLedgerFailure: v.onLedgerFailure,
       repair: rule?.repair ?? v.repair,
+      platformMismatch: rule?.platformMismatch ?? v.platformMismatch,
+      requiredPlatforms: rule?.requiredPlatforms ?? v.requiredPlatforms,
       retryAfterSeconds: v.retryAfterSeconds,
     }
   }

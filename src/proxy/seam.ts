@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { RegistryError } from '../oci/error-code.js'
 import { parseRegistryPath, type RegistryPath } from '../oci/reference.js'
 import { sendRegistryError } from './error-mapper.js'
-import type { Forward, ManifestPutHandler, ResponseInterceptor } from './contracts.js'
+import type { DeleteHandler, Forward, ManifestPutHandler, ResponseInterceptor } from './contracts.js'
 import { mountInterceptor } from './mount.js'
 import type { RegistryClient } from '../upstream/registry-client.js'
 
@@ -21,7 +21,7 @@ declare module 'fastify' {
 
 export type Seam = (request: FastifyRequest, reply: FastifyReply) => unknown
 
-export type Route = 'refuse' | 'list-push' | 'mount' | 'forward'
+export type Route = 'refuse' | 'list-push' | 'mount' | 'delete' | 'forward'
 
 /** The seam's one decision: what happens to a request, from its method and path alone. */
 export function route(method: string, path: RegistryPath): Route {
@@ -31,6 +31,7 @@ export function route(method: string, path: RegistryPath): Route {
   if (path.kind === 'bad-manifest' && method === 'PUT') return 'refuse'
   if (method === 'PUT' && path.kind === 'manifest') return 'list-push'
   if (method === 'POST' && path.kind === 'upload') return 'mount'
+  if (method === 'DELETE' && (path.kind === 'manifest' || path.kind === 'blob')) return 'delete'
   return 'forward'
 }
 
@@ -52,7 +53,7 @@ function refusal(path: RegistryPath): RegistryError {
 
 const passAnswer: ResponseInterceptor = async () => 'pass'
 
-export function createSeam(client: RegistryClient, forward: Forward, onManifestPut: ManifestPutHandler): Seam {
+export function createSeam(client: RegistryClient, forward: Forward, onManifestPut: ManifestPutHandler, onDelete?: DeleteHandler): Seam {
   return function seam(request: FastifyRequest, reply: FastifyReply) {
     const path = pathOf(request.url)
     request.registryPath = path
@@ -69,6 +70,16 @@ export function createSeam(client: RegistryClient, forward: Forward, onManifestP
       case 'mount':
         reply.hijack()
         return forward(request, reply.raw, mountInterceptor(client, request, (path as { name: string }).name))
+      case 'delete':
+        // A delete that would break a tagged list is refused (delete-guard.ts).
+        if (onDelete !== undefined) {
+          return onDelete(request, reply, path as Extract<RegistryPath, { kind: 'manifest' | 'blob' }>, () => {
+            reply.hijack()
+            forward(request, reply.raw)
+          })
+        }
+        reply.hijack()
+        return forward(request, reply.raw)
       case 'forward':
         reply.hijack()
         return forward(request, reply.raw)

@@ -3,6 +3,7 @@ import { rootCertificates } from 'node:tls'
 import { readSecret } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { GuardedLedger } from '../ledger/guarded-ledger.js'
+import { ListIndex } from '../ledger/list-index.js'
 import { MemoryLedgerStore } from '../ledger/memory-store.js'
 import { RedisLedgerStore } from '../ledger/redis-store.js'
 import type { LedgerStore } from '../ledger/push-record.js'
@@ -33,6 +34,8 @@ export interface Services {
   readonly source: CachedSource
   /** The push ledger, its faults bounded and counted (guarded-ledger.ts). */
   readonly ledger: GuardedLedger
+  /** Which tagged lists name which digests, for the delete guard. */
+  readonly listIndex: ListIndex
   /** Client writes (uploads, manifest pushes, deletes) to the registry. */
   readonly passthrough: Pool
   /** Client reads (GET, HEAD): a pool of their own, so a stalled upload never holds one up. */
@@ -92,6 +95,7 @@ export function createServices(config: Config, logger: Logger, overrides: Servic
     cache,
     source: new CachedSource(client, cache),
     ledger: guardedLedger(overrides.ledger ?? createLedger(config, ca), config, metrics, logger),
+    listIndex: new ListIndex(config.deleteGuard.maxLists),
     passthrough: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     passthroughReads: passthroughPool({ origin: config.upstream, connections: PASSTHROUGH_CONNECTIONS, ...timeouts }),
     writeSlots: new ClientSlots(config.server.maxUploadsPerClient),

@@ -2,13 +2,14 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { PushRecord } from '../ledger/push-record.js'
 import { type Digest, isDigest } from '../oci/digest.js'
 import { readManifestPutContentType } from '../oci/manifest-handler.js'
+import { parseManifest } from '../oci/manifest.js'
 import { identityLabel, identityOf } from './identity.js'
 import type { Exchange } from './exchange.js'
 import type { ResponseObserver } from './contracts.js'
 import type { Services } from './services.js'
 
-/** What the observer writes to: the manifest body cache and the push ledger. */
-type Memory = Pick<Services, 'cache' | 'ledger'>
+/** What the observer writes to: the manifest body cache, the push ledger and the delete guard's list index. */
+type Memory = Pick<Services, 'cache' | 'ledger'> & Partial<Pick<Services, 'listIndex'>>
 
 // Learns from the traffic that passes: every manifest push goes into the ledger, and its
 // body into the manifest cache. The forwarder calls it with each registry answer before
@@ -37,6 +38,11 @@ function observe(request: Exchange, status: number, headers: IncomingHttpHeaders
     if (digest !== undefined) return recordManifestPush(request, memory, path.name, path.reference.kind === 'tag' ? path.reference.tag : undefined, digest)
     return undefined
   }
+  // A list deleted through the proxy protects nothing any more.
+  if (path.kind === 'manifest' && request.method === 'DELETE' && status === 202 && path.reference.kind === 'digest') {
+    memory.listIndex?.forget(path.name, path.reference.digest)
+    return
+  }
   if (path.kind === 'upload' && request.method === 'POST' && status === 202 && (request.query as Record<string, string | undefined>)['mount'] !== undefined) {
     const query = request.query as Record<string, string | undefined>
     request.log.info(
@@ -53,6 +59,12 @@ function recordManifestPush(request: Exchange, memory: Memory, repository: strin
   // Bytes only, under the digest the registry answered (the cache checks they hash to it):
   // what they are is read from them at each use, never from the client's Content-Type.
   if (raw !== undefined) memory.cache.remember(digest, raw)
+  // A tagged list: the delete guard learns what it names (its children's bodies are in the
+  // cache, read by the push's own validation).
+  if (tag !== undefined && raw !== undefined && memory.listIndex !== undefined) {
+    const list = pushed?.parsed ?? parseManifest(raw, undefined)
+    if (!('problem' in list) && list.kind === 'index') memory.listIndex.recordList(repository, tag, digest, list, (d) => memory.cache.body(d))
+  }
   // The ledger notes the type the registry stored it as: the proxy's reading of a list, else
   // the registry's reading of the header.
   const reading = readManifestPutContentType(request.headers['content-type'])

@@ -1,7 +1,7 @@
 import type { BlobContent, ContentLookup, LookupContext, ManifestContent } from '../oci/content-lookup.js'
 import type { Digest } from '../oci/digest.js'
 import { parseManifest } from '../oci/manifest.js'
-import type { ManifestCache } from './manifest-cache.js'
+import { ManifestCache } from './manifest-cache.js'
 import type { RegistryClient, TagResolution } from './registry-client.js'
 
 // The registry as the walk and the diagnosis see it. Content is immutable, existence is not:
@@ -12,9 +12,13 @@ import type { RegistryClient, TagResolution } from './registry-client.js'
 // cached body is comes from its bytes, read under the type the registry states for it in
 // that HEAD, just as a GET's answer would be read: never from how it was pushed.
 
+/** Image config bytes kept for the platform check: configs are a few KiB, and content-addressed. */
+const CONFIG_CACHE_BYTES = 8 << 20
+
 export class CachedSource {
   readonly #client: RegistryClient
   readonly #cache: ManifestCache
+  readonly #configs = new ManifestCache(CONFIG_CACHE_BYTES)
 
   constructor(client: RegistryClient, cache: ManifestCache) {
     this.#client = client
@@ -43,6 +47,23 @@ export class CachedSource {
 
   blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>> {
     return this.#client.blob(repository, digest, ctx)
+  }
+
+  /**
+   * An image config's bytes, for the platform check; the answer is also the walk's existence
+   * check of the config, so it costs what the HEAD it replaces cost. Bytes seen before are not
+   * fetched again (content-addressed), but whether the repository holds them still is asked.
+   */
+  async imageConfig(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {
+    const known = this.#configs.body(digest)
+    if (known !== undefined && known.length <= maxBytes) {
+      const here = await this.#client.blob(repository, digest, ctx)
+      // (Not counted in cacheHits: that figure is of manifest bodies, as the records and metrics say.)
+      return here.status === 'found' ? { status: 'found', value: known } : here
+    }
+    const answer = await this.#client.blobBytes(repository, digest, ctx, maxBytes)
+    if (answer.status === 'found') this.#configs.remember(digest, answer.value)
+    return answer
   }
 
   blobBytes(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>> {

@@ -15,7 +15,7 @@ import { TokenAuthorizer } from './token-auth.js'
 /** Largest manifest a registry accepts (distribution's maxManifestBodySize). */
 export const MAX_MANIFEST_BYTES = 4 << 20
 
-export type LookupKind = 'manifest' | 'blob' | 'tag' | 'ping' | 'upload'
+export type LookupKind = 'manifest' | 'blob' | 'tag' | 'catalog' | 'ping' | 'upload'
 
 export interface RegistryClientOptions {
   readonly origin: string
@@ -232,20 +232,30 @@ export class RegistryClient {
 
   /** Every tag of a repository, following `Link` pagination, at most `max`. */
   async listTags(repository: string, ctx: LookupContext, max = 100_000): Promise<ContentLookup<string[]>> {
+    return this.#listPages(`/v2/${repository}/tags/list?n=1000`, 'tags', 'tag', ctx, max)
+  }
+
+  /** GET /v2/_catalog, every page (Link: rel="next"): the repositories the credentials may list. */
+  async listRepositories(ctx: LookupContext, max = 1_000_000): Promise<ContentLookup<string[]>> {
+    return this.#listPages('/v2/_catalog?n=1000', 'repositories', 'catalog', ctx, max)
+  }
+
+  async #listPages(first: string, field: 'tags' | 'repositories', kind: LookupKind, ctx: LookupContext, max: number): Promise<ContentLookup<string[]>> {
     const tags: string[] = []
-    let path: string | undefined = `/v2/${repository}/tags/list?n=1000`
+    let path: string | undefined = first
     while (path !== undefined && tags.length < max) {
-      const res = await this.#request('tag', 'GET', path, ctx, {})
+      const res = await this.#request(kind, 'GET', path, ctx, {})
       if (!('statusCode' in res)) return res
       if (res.statusCode !== 200) return this.#unhappy(res)
       const body = await readBounded(res.body, MAX_MANIFEST_BYTES)
-      let page: { tags?: unknown }
+      let page: Record<string, unknown>
       try {
-        page = JSON.parse(body?.toString('utf8') ?? '{}') as { tags?: unknown }
+        page = JSON.parse(body?.toString('utf8') ?? '{}') as Record<string, unknown>
       } catch {
-        return { status: 'failed', reason: 'the registry sent a tag list that is not JSON' }
+        return { status: 'failed', reason: `the registry sent a ${field === 'tags' ? 'tag list' : 'catalog'} that is not JSON` }
       }
-      if (Array.isArray(page.tags)) tags.push(...page.tags.filter((t): t is string => typeof t === 'string'))
+      const items = page[field]
+      if (Array.isArray(items)) tags.push(...items.filter((t): t is string => typeof t === 'string'))
       const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res.headers, 'link') ?? '')?.[1]
       path = next === undefined ? undefined : new URL(next, 'http://placeholder').pathname + new URL(next, 'http://placeholder').search
     }

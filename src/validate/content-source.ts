@@ -5,4 +5,10 @@ import type { Digest } from '../oci/digest.js'
 export interface ContentSource {
   manifest(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<ManifestContent>>
   blob(repository: string, digest: Digest, ctx: LookupContext): Promise<ContentLookup<BlobContent>>
+  /**
+   * The bytes of an image config (at most `maxBytes`), to compare its platform with the
+   * entry's; asked instead of `blob`, so it must also say whether the repository holds it.
+   * Without it the walk does not compare platforms.
+   */
+  imageConfig?(repository: string, digest: Digest, ctx: LookupContext, maxBytes: number): Promise<ContentLookup<Buffer>>
 }

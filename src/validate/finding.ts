@@ -45,6 +45,13 @@ export type Finding =
    * annotations): a client always takes the first. Allowed by image-index.md, so only a warning.
    */
   | { readonly kind: 'duplicate-entry'; readonly path: GraphPath; readonly descriptors: readonly [Descriptor, Descriptor] }
+  /**
+   * An entry's platform is not what its image's config says (os, architecture, variant, or a
+   * Windows build): clients of the entry's platform would pull an image that cannot run.
+   */
+  | { readonly kind: 'platform-mismatch'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly entry: Platform; readonly image: Platform }
+  /** Platforms the repository requires (validation.requiredPlatforms) that no entry of the list is. */
+  | { readonly kind: 'platform-missing'; readonly missing: readonly string[]; readonly present: readonly string[] }
   /** Nested indexes deeper than the limit. */
   | { readonly kind: 'too-deep'; readonly paths: readonly GraphPath[]; readonly descriptor: Descriptor; readonly limit: number }
   /** More distinct objects than the limit (or, to bound the work, far more references to them). */

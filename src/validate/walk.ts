@@ -4,7 +4,7 @@ import type { Descriptor } from '../oci/descriptor.js'
 import type { Digest } from '../oci/digest.js'
 import type { ImageManifest, IndexManifest } from '../oci/manifest.js'
 import { isManifest, isNonDistributable } from '../oci/media-type.js'
-import { isAttestationPlatform, platformKey } from '../oci/platform.js'
+import { formatPlatform, isAttestationPlatform, meetsPlatform, parsePlatform, parsePlatformSpec, type Platform, platformKey, platformsDisagree } from '../oci/platform.js'
 import type { ContentSource } from './content-source.js'
 import type { BlobRole, Finding, GraphPath, WalkResult, WalkStats } from './finding.js'
 import { limiter } from './limiter.js'
@@ -32,6 +32,8 @@ export interface WalkInput {
   readonly source: ContentSource
   readonly limits: WalkLimits
   readonly ctx: LookupContext
+  /** Platforms (`linux/arm64`, `linux/arm/v7`) the pushed index must have an entry for. */
+  readonly requiredPlatforms?: readonly string[]
 }
 
 /**
@@ -42,6 +44,18 @@ export interface WalkInput {
 const MIN_REFERENCE_LIMIT = 100_000
 /** Places kept per object for the diagnosis; a list may name one digest thousands of times. */
 const MAX_PATHS = 32
+
+/** Config types that are an image's runtime config; any other config is an artifact's or a cache's. */
+const IMAGE_CONFIG_TYPES: ReadonlySet<string> = new Set(['application/vnd.oci.image.config.v1+json', 'application/vnd.docker.container.image.v1+json'])
+/** Largest image config read for its platform; real ones are a few KiB (their history grows them). */
+const MAX_CONFIG_BYTES = 1 << 20
+
+/** The platform entries claim for one image, and where. */
+interface PlatformClaim {
+  readonly entry: Platform
+  readonly descriptor: Descriptor
+  readonly paths: GraphPath[]
+}
 
 /** The answer for lookups still queued when the walk stopped on a denied one. */
 const STOPPED = { status: 'denied', httpStatus: 0 } as const
@@ -90,6 +104,7 @@ class Walk {
   readonly #children = new Map<Digest, ChildNode>()
   readonly #manifests = new Map<Digest, Promise<ContentLookup<ManifestContent>>>()
   readonly #blobs = new Map<Digest, Promise<ContentLookup<BlobContent>>>()
+  readonly #configs = new Map<Digest, Promise<ContentLookup<Buffer>>>()
   readonly #deadline = new AbortController()
   readonly #ctx: LookupContext
   readonly #maxReferences: number
@@ -112,6 +127,7 @@ class Walk {
     const timer = setTimeout(() => this.#deadline.abort(), this.#in.limits.timeoutMs)
     try {
       const top = this.#in.index.manifests
+      this.#findMissingPlatforms(top)
       if (top.length > this.#maxReferences) this.#flood('references')
       else if (new Set(top.map((d) => d.digest)).size > this.#in.limits.maxDescriptors) this.#flood('objects')
       // A flood is refused before a single lookup is made.
@@ -209,12 +225,72 @@ class Walk {
   }
 
   async #visitImage(image: ImageManifest, paths: readonly GraphPath[]): Promise<void> {
+    const claims = this.#claimedPlatforms(image, paths)
     await Promise.all([
-      this.#visitBlob(image.config, 'config', paths),
+      claims === undefined ? this.#visitBlob(image.config, 'config', paths) : this.#visitConfig(image.config, paths, claims),
       // Only non-distributable media types may be absent; `urls` on an ordinary layer is a
       // mirror, and the registry stores the layer all the same.
       ...image.layers.map((d, layerIndex) => (isNonDistributable(d.mediaType) ? undefined : this.#visitBlob(d, 'layer', paths, layerIndex))),
     ])
+  }
+
+  /**
+   * Platform truth: the entries naming an image say what its config says. Only images are
+   * compared: attestations (unknown/unknown entries or configs), artifacts (an artifactType, or
+   * a config of another type, the empty one included), cache entries and entries without a
+   * platform are not platforms of their own.
+   */
+  #claimedPlatforms(image: ImageManifest, paths: readonly GraphPath[]): Map<string, PlatformClaim> | undefined {
+    if (this.#in.source.imageConfig === undefined || !IMAGE_CONFIG_TYPES.has(image.config.mediaType)) return undefined
+    const byEntry = new Map<string, PlatformClaim>()
+    for (const path of paths) {
+      const descriptor = path.chain.at(-1)
+      const entry = descriptor?.platform
+      if (descriptor === undefined || entry === undefined || isAttestationPlatform(entry) || descriptor.artifactType !== undefined) continue
+      const key = platformKey(entry)
+      const same = byEntry.get(key)
+      if (same === undefined) byEntry.set(key, { entry, descriptor, paths: [path] })
+      else same.paths.push(path)
+    }
+    return byEntry.size === 0 ? undefined : byEntry
+  }
+
+  /** An image config read whole (GET instead of HEAD, so no dearer): it exists, and says what the image is. */
+  async #visitConfig(descriptor: Descriptor, paths: readonly GraphPath[], claims: Map<string, PlatformClaim>): Promise<void> {
+    if (!this.#admit(!this.#blobs.has(descriptor.digest))) return
+    const digest = descriptor.digest
+    let pending = this.#configs.get(digest)
+    if (pending === undefined) {
+      const source = this.#in.source
+      pending = this.#limit(() => (this.#stopped ? Promise.resolve(STOPPED) : source.imageConfig!(this.#in.repository, digest, this.#ctx, MAX_CONFIG_BYTES)))
+      this.#configs.set(digest, pending)
+      if (!this.#blobs.has(digest)) {
+        this.#stats.blobsChecked++
+        this.#blobs.set(
+          digest,
+          pending.then((read) => {
+            if (read.status === 'found') return { status: 'found', value: { size: read.value.length } }
+            // A config too large to read is not judged, but must still exist.
+            if (read.status === 'failed' && read.reason.startsWith('blob larger than')) return this.#limit(() => source.blob(this.#in.repository, digest, this.#ctx))
+            return read
+          }),
+        )
+      }
+    }
+    this.#judgeBlob(await this.#blobs.get(digest)!, descriptor, 'config', paths)
+    const lookup = await pending
+    if (lookup.status !== 'found') return
+    let config: Platform | undefined
+    try {
+      config = parsePlatform(JSON.parse(lookup.value.toString('utf8')))
+    } catch {
+      return // a config that is not JSON is not judged here
+    }
+    // The legacy attestation form: an image config saying unknown.
+    if (config === undefined || config.os === 'unknown' || config.architecture === 'unknown') return
+    for (const { entry, descriptor: named, paths: at } of claims.values()) {
+      if (platformsDisagree(entry, config)) this.#findings.push({ kind: 'platform-mismatch', paths: at, descriptor: named, entry, image: config })
+    }
   }
 
   /** An index entry that is no manifest of the repository: a blob of it, or missing. */
@@ -272,6 +348,22 @@ class Walk {
       // One warning per index says enough; a flood of them says nothing more.
       else if (reported++ === 0) this.#findings.push({ kind: 'duplicate-entry', path: { chain }, descriptors: [first, d] })
     }
+  }
+
+  /**
+   * Required platforms, from the pushed index's own entries: no lookup needed. Attestations
+   * and artifacts are not a platform; an entry counts by what it says (a mislabelled one is
+   * reported as such).
+   */
+  #findMissingPlatforms(entries: readonly Descriptor[]): void {
+    const required = this.#in.requiredPlatforms ?? []
+    if (required.length === 0) return
+    const platforms = entries.flatMap((d) => (d.platform === undefined || isAttestationPlatform(d.platform) || d.artifactType !== undefined ? [] : [d.platform]))
+    const missing = required.filter((spec) => {
+      const wanted = parsePlatformSpec(spec)
+      return wanted !== undefined && !platforms.some((p) => meetsPlatform(p, wanted))
+    })
+    if (missing.length > 0) this.#findings.push({ kind: 'platform-missing', missing, present: [...new Set(platforms.map((p) => formatPlatform(p)))] })
   }
 
   #lookupManifest(digest: Digest): Promise<ContentLookup<ManifestContent>> {

@@ -56,6 +56,22 @@ function index(entries: readonly Descriptor[], mediaType: string = MT.ociIndex, 
   return json({ schemaVersion: 2, mediaType, manifests: entries, ...extra }, mediaType)
 }
 
+/** An image whose config says exactly `config` (aliases, no variant, os.version), as real producers write it. */
+function configured(seed: string, config: Record<string, unknown>, format: 'oci' | 'docker' = 'oci'): BuiltImage {
+  const base = buildImage({ platform: { os: String(config['os']), architecture: String(config['architecture']) }, seed, format })
+  const cfg = blob(Buffer.from(JSON.stringify({ ...config, rootfs: { type: 'layers', diff_ids: [] } })), base.config.mediaType)
+  const manifest = json(
+    { schemaVersion: 2, mediaType: base.manifest.mediaType, config: { mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.bytes.length }, layers: base.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.bytes.length })) },
+    base.manifest.mediaType,
+  )
+  return { ...base, config: cfg, manifest, descriptor: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length } }
+}
+
+/** The image's entry under the platform a list gives it. */
+function labelled(image: BuiltImage, platform: Record<string, unknown>, extra: Partial<Descriptor> = {}): Descriptor {
+  return { ...image.descriptor, platform: platform as never, ...extra }
+}
+
 const cases: Case[] = [
   {
     name: 'OCI index of OCI children',
@@ -209,6 +225,92 @@ const cases: Case[] = [
           ],
           MT.dockerList,
         ),
+      }
+    },
+  },
+  {
+    name: 'multi-variant arm: arm64/v8 entry on an arm64 config, arm/v6 and arm/v7 on configs with and without a variant',
+    arrange: async (base, repo) => {
+      const arm64 = configured('corpus-pt-arm64', { os: 'linux', architecture: 'arm64' })
+      const armv7 = configured('corpus-pt-armv7', { os: 'linux', architecture: 'arm', variant: 'v7' })
+      const armv6 = configured('corpus-pt-armv6', { os: 'linux', architecture: 'arm' })
+      const armhf = configured('corpus-pt-armhf', { os: 'linux', architecture: 'armhf' }, 'docker')
+      await pushAll(base, repo, [arm64, armv7, armv6, armhf])
+      return {
+        list: index([
+          labelled(arm64, { os: 'linux', architecture: 'arm64', variant: 'v8' }),
+          labelled(armv7, { os: 'linux', architecture: 'arm', variant: 'v7' }),
+          labelled(armv6, { os: 'linux', architecture: 'arm', variant: 'v6' }),
+          labelled(armhf, { os: 'linux', architecture: 'arm', variant: 'v7' }, { annotations: { 'org.example.build': 'armhf' } }),
+        ]),
+      }
+    },
+  },
+  {
+    name: 'configs written with aliases (x86_64, aarch64, i386, amd64 v1) and the rarer architectures',
+    arrange: async (base, repo) => {
+      const images = [
+        [configured('corpus-pt-x86', { os: 'linux', architecture: 'x86_64' }), { os: 'linux', architecture: 'amd64' }],
+        [configured('corpus-pt-aarch64', { os: 'linux', architecture: 'aarch64' }), { os: 'linux', architecture: 'arm64' }],
+        [configured('corpus-pt-i386', { os: 'linux', architecture: 'i386' }), { os: 'linux', architecture: '386' }],
+        [configured('corpus-pt-v1', { os: 'linux', architecture: 'amd64', variant: 'v1' }), { os: 'linux', architecture: 'amd64', variant: 'v1' }],
+        ...['riscv64', 'ppc64le', 's390x', 'mips64le'].map((a) => [configured(`corpus-pt-${a}`, { os: 'linux', architecture: a }), { os: 'linux', architecture: a }] as const),
+      ] as const
+      await pushAll(base, repo, images.map(([image]) => image))
+      return { list: index(images.map(([image, platform]) => labelled(image, platform))) }
+    },
+  },
+  {
+    name: 'Windows versions: the config revision drifts from the entry, os.features on the entry',
+    arrange: async (base, repo) => {
+      const ltsc2019 = configured('corpus-pt-17763', { os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763.1' }, 'docker')
+      const ltsc2022 = configured('corpus-pt-20348', { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.1906' }, 'docker')
+      await pushAll(base, repo, [ltsc2019, ltsc2022])
+      return {
+        list: index(
+          [
+            labelled(ltsc2019, { os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763.3770' }),
+            labelled(ltsc2022, { os: 'windows', architecture: 'amd64', 'os.version': '10.0.20348.2227', 'os.features': ['win32k'] }),
+          ],
+          MT.dockerList,
+        ),
+      }
+    },
+  },
+  {
+    name: 'attestations in both forms (an unknown config, an empty config with artifactType), one labelled with a real platform',
+    arrange: async (base, repo) => {
+      const legacy = configured('corpus-pt-att', { os: 'unknown', architecture: 'unknown' })
+      const modern = artifact('corpus-pt-att2', MT.ociEmpty, 'application/vnd.in-toto+json')
+      await pushAll(base, repo, [amd, legacy])
+      await pushBlobs(base, repo, modern.blobs)
+      await putChild(base, repo, modern.manifest)
+      const ref = { 'vnd.docker.reference.type': 'attestation-manifest', 'vnd.docker.reference.digest': amd.manifest.digest }
+      const modernEntry = { mediaType: MT.ociManifest, digest: modern.manifest.digest, size: modern.manifest.bytes.length }
+      return {
+        list: index([
+          amd.descriptor,
+          labelled(legacy, { os: 'unknown', architecture: 'unknown' }, { annotations: ref }),
+          labelled(legacy, { os: 'linux', architecture: 'arm64' }, { annotations: { ...ref, 'org.example.copied': 'yes' } }),
+          { ...modernEntry, platform: { os: 'unknown', architecture: 'unknown' }, artifactType: 'application/vnd.example.sbom+json', annotations: ref } as Descriptor,
+        ]),
+      }
+    },
+  },
+  {
+    name: 'artifacts listed with a platform (a signature with artifactType, a Helm chart without)',
+    arrange: async (base, repo) => {
+      const sig = artifact('corpus-pt-sig', MT.ociEmpty, 'application/vnd.dev.cosign.simplesigning.v1+json')
+      const chart = artifact('corpus-pt-chart', 'application/vnd.cncf.helm.config.v1+json', 'application/vnd.cncf.helm.chart.content.v1.tar+gzip')
+      for (const a of [sig, chart]) {
+        await pushBlobs(base, repo, a.blobs)
+        await putChild(base, repo, a.manifest)
+      }
+      return {
+        list: index([
+          { mediaType: MT.ociManifest, digest: sig.manifest.digest, size: sig.manifest.bytes.length, platform: { os: 'linux', architecture: 'arm64' }, artifactType: 'application/vnd.example.sbom+json' } as Descriptor,
+          { mediaType: MT.ociManifest, digest: chart.manifest.digest, size: chart.manifest.bytes.length, platform: { os: 'linux', architecture: 'amd64' } },
+        ]),
       }
     },
   },

@@ -20,7 +20,7 @@ const amdNew = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, se
 const arm = buildImage({ platform: { os: 'linux', architecture: 'arm64' }, seed: 'old' })
 const list = buildIndex([amdOld, arm])
 const CTX: MessageContext = { registryHost: 'reg.example', repository: REPO, reference: '1.0', requestId: 'abc123', client: 'docker', childTags: [] }
-const POLICY: Policy = { mode: 'enforce', staleChild: 'reject', onLookupFailure: 'reject', onLedgerFailure: 'reject', retryAfterSeconds: 5 }
+const POLICY: Policy = { mode: 'enforce', staleChild: 'reject', platformMismatch: 'reject', onLookupFailure: 'reject', onLedgerFailure: 'reject', retryAfterSeconds: 5 }
 
 function index(i: BuiltIndex): IndexManifest {
   const m = parseManifest(i.manifest.bytes, i.manifest.mediaType)
