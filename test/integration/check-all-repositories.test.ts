@@ -3,8 +3,8 @@ import t from 'tap'
 import { type CheckIo, runCheck } from '../../src/check-command.js'
 import { buildImage, buildIndex, MT } from '../helpers/oci-builder.js'
 import { json } from '../helpers/real-world.js'
-import { startRegistry } from '../helpers/registry.js'
 import { pushImage, putManifest } from '../helpers/registry-http.js'
+import { registryFor } from '../helpers/fixture.js'
 
 // `check --all-repositories`: lists broken straight at the registry (a layer deleted, garbage
 // collection with --delete-untagged, a mislabelled list) are found across the whole catalog.
@@ -19,8 +19,7 @@ async function check(args: string[]): Promise<{ code: number; stdout: string; st
 }
 
 t.test('check --all-repositories', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const host = new URL(registry.url).host
   const image = (seed: string, architecture: string) => buildImage({ platform: { os: 'linux', architecture }, seed })
 

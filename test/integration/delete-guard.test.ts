@@ -1,10 +1,9 @@
 import t from 'tap'
 import { skopeo } from '../helpers/clients.js'
 import { buildImage, buildIndex, type BuiltImage } from '../helpers/oci-builder.js'
-import { startProxy } from '../helpers/proxy.js'
-import { startRegistry } from '../helpers/registry.js'
 import { deleteManifest, errorsOf, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
 import { freePort, waitFor } from '../helpers/tools.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // The delete guard, side by side: the same deletes straight to the registry (which breaks the
 // tagged list) and through the proxy, then what the registry still holds.
@@ -32,12 +31,9 @@ const lonely = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, se
 const list = buildIndex([amd, arm])
 
 t.test('delete guard: straight to the registry and through the proxy', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { validation: { rules: [{ match: 'mirror/**', mode: 'warn' }] } })
-  t.teardown(() => proxy.close())
-  const off = await startProxy(registry.url, { deleteGuard: { enabled: false } })
-  t.teardown(() => off.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url, { validation: { rules: [{ match: 'mirror/**', mode: 'warn' }] } })
+  const off = await proxyFor(t, registry.url, { deleteGuard: { enabled: false } })
 
   const arrange = async (base: string, repo: string): Promise<void> => {
     for (const image of [amd, arm, lonely]) await pushImage(base, repo, image)
@@ -120,10 +116,8 @@ t.test('delete guard: straight to the registry and through the proxy', async (t)
 
 t.test('a list pushed straight to the registry is learned from its notification', async (t) => {
   const adminPort = await freePort()
-  const registry = await startRegistry({ notify: { url: `http://127.0.0.1:${adminPort}/_guard/v1/events`, token: 'dg-token' } })
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url, { admin: { listen: `127.0.0.1:${adminPort}` }, registryEvents: { token: 'dg-token' } })
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t, { notify: { url: `http://127.0.0.1:${adminPort}/_guard/v1/events`, token: 'dg-token' } })
+  const proxy = await proxyFor(t, registry.url, { admin: { listen: `127.0.0.1:${adminPort}` }, registryEvents: { token: 'dg-token' } })
   for (const image of [amd, arm]) await pushImage(registry.url, 'team/straight', image)
   t.equal((await putManifest(registry.url, 'team/straight', '1.0', list.manifest)).status, 201)
   await waitFor(async () => proxy.app.guard.listIndex.has('team/straight', list.manifest.digest as never, '1.0'), 15_000, 'the notified list indexed')
@@ -133,10 +127,8 @@ t.test('a list pushed straight to the registry is learned from its notification'
 })
 
 t.test('cost of a cleanup: 200 untagged images among 30 tagged lists', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const repo = 'team/busy'
   const children: BuiltImage[][] = []
   for (let i = 0; i < 30; i++) {

@@ -3,8 +3,8 @@ import { assertOk, DockerCli } from '../helpers/clients.js'
 import { buildImage, type Descriptor, MT } from '../helpers/oci-builder.js'
 import { startProxy } from '../helpers/proxy.js'
 import { json } from '../helpers/real-world.js'
-import { startRegistry } from '../helpers/registry.js'
 import { errorsOf, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
+import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // Lists are what they claim, side by side: the same pushes straight to the registry (which
 // stores them) and through the proxy, then what the registry holds.
@@ -25,8 +25,7 @@ const whole = list([amd.descriptor, arm.descriptor])
 const partial = list([amd.descriptor])
 
 t.test('platform truth and required platforms, straight and through the proxy', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
+  const registry = await registryFor(t)
   const proxy = await startProxy(registry.url, {
     validation: {
       rules: [
@@ -83,10 +82,8 @@ t.test('platform truth and required platforms, straight and through the proxy', 
 })
 
 t.test('docker manifest annotate with the arch swapped: pushed straight, refused through the proxy with the fix', async (t) => {
-  const registry = await startRegistry()
-  t.teardown(() => registry.stop())
-  const proxy = await startProxy(registry.url)
-  t.teardown(() => proxy.close())
+  const registry = await registryFor(t)
+  const proxy = await proxyFor(t, registry.url)
   const docker = new DockerCli()
   t.teardown(() => docker.cleanup())
   for (const [base, host, name] of [
