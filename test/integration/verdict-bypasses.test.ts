@@ -96,9 +96,11 @@ t.test('anonymous existence oracle', async (t) => {
   const proxy = await proxyFor(t, registry.url)
   const alice = basic('alice', 'alice-pw')
   await pushImage(proxy.url, 'team/secret', amd, undefined, alice)
-  await pushImage(proxy.url, 'team/secret', arm, undefined, alice)
-  // Only the body is odd (one platform twice), and every child is in the proxy's cache.
-  const odd = buildIndex([amd], { extraEntries: [{ ...arm.descriptor, platform: { os: 'linux', architecture: 'amd64' } }] }).manifest
+  // A second amd64 build, labelled truthfully: only the body is odd (one platform twice), and
+  // every child is in the proxy's cache.
+  const amdAgain = buildImage({ platform: { os: 'linux', architecture: 'amd64' }, seed: 'oracle-second-amd64' })
+  await pushImage(proxy.url, 'team/secret', amdAgain, undefined, alice)
+  const odd = buildIndex([amd], { extraEntries: [amdAgain.descriptor] }).manifest
   const answers = []
   for (const base of [registry.url, proxy.url]) {
     const res = await fetch(`${base}/v2/team/secret/manifests/odd`, { method: 'PUT', headers: { 'content-type': odd.mediaType }, body: odd.bytes })
