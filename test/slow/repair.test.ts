@@ -8,7 +8,7 @@ import { CLI, spawnProxy } from '../helpers/proxy.js'
 import { startRecordingRelay } from '../helpers/recording-relay.js'
 import { basic, getManifest, pushImage, putManifest } from '../helpers/registry-http.js'
 import { startTokenServer } from '../helpers/token-server.js'
-import { run } from '../helpers/tools.js'
+import { run, waitFor } from '../helpers/tools.js'
 import { proxyFor, registryFor } from '../helpers/fixture.js'
 
 // validation.repair: copy-children. A list whose children were left in other repositories of
@@ -109,6 +109,8 @@ t.test('a 256 MiB layer the registry will not mount is streamed across: memory s
   t.ok(relay.requests.some((r) => r.method === 'PUT' && r.url.includes(`digest=${encodeURIComponent(big.layers[0]!.digest)}`) || (r.method === 'PUT' && r.url.includes(big.layers[0]!.digest))), 'the big layer was streamed into an upload')
   const peak = proxy.peakRss()
   t.ok(peak < 200 << 20, `peak RSS ${Math.round(peak / 2 ** 20)} MiB after copying 256 MiB (${Math.round(before / 2 ** 20)} before)`)
+  // The child process writes its log line a moment after the client has its answer.
+  await waitFor(async () => /"event":"push.repaired"/.test(proxy.output()), 10_000, 'the push.repaired record in the log').catch(() => {})
   t.match(proxy.output(), /"event":"push.repaired".*"blobsStreamed":[3-9]/)
   await assertWhole(t, registry.host, 'team/app', '1.0', [big.manifest.digest, small.manifest.digest])
 })
