@@ -21,10 +21,13 @@ type Memory = Pick<Services, 'cache' | 'ledger'> & Partial<Pick<Services, 'listI
 
 export function createResponseObserver(memory: Memory): ResponseObserver {
   return (request, status, headers) => {
+    const failed = (err: unknown): void => void request.log.warn({ err }, 'traffic observer failed; the reply is unaffected')
     try {
-      return observe(request, status, headers, memory)
+      // The forwarder awaits what it learns: a failure there, too, must not hold or lose the
+      // client's answer (a rejection would leave the response unwritten).
+      return observe(request, status, headers, memory)?.catch(failed)
     } catch (err) {
-      request.log.warn({ err }, 'traffic observer failed; the reply is unaffected')
+      failed(err)
       return undefined
     }
   }
